@@ -1,0 +1,285 @@
+"""The single-teacher distiller: one frozen teacher, one student, configurable losses."""
+import inspect
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+from torch import Tensor, nn
+
+from mmstructkd.models.recorders import RecorderManager
+from mmstructkd.registry import MODELS, build_own
+from mmstructkd.utils import build_model_from_spec, load_teacher_checkpoint
+from .partial_forward import PartialForward
+from .teacher_inputs import TeacherInputAdapter
+
+#: Loss arguments with these names are filled in by the distiller when no mapping names them.
+AUTO_ARGS = ('data_samples', 'inputs')
+#: Keys a mapping of a loss argument to a recorded tensor may have.
+MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector'}
+
+
+def _to_fp32(obj: Any) -> Any:
+    """Cast floating tensors (also inside lists/tuples) to fp32: losses run in fp32 under AMP."""
+    if isinstance(obj, Tensor):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_fp32(x) for x in obj)
+    return obj
+
+
+@MODELS.register_module()
+class SingleTeacherDistiller(BaseModel):
+    """Distils a frozen teacher into a student through recorded tensors and losses.
+
+    One training step: the student's data preprocessor prepares the batch (teacher and student
+    see the same tensor); the teacher runs in eval mode under ``no_grad``, only as far as its
+    recorders need; the student runs ``mode='loss'`` with its recorders on; every distillation
+    loss gets its arguments from ``loss_forward_mappings`` (recorded tensors, optionally through
+    a connector, and ``data_samples`` / ``inputs`` when its ``forward`` asks for them).
+    Validation and testing run the student alone.
+
+    Args:
+        student (dict | nn.Module): The student: a model config (e.g. ``_base_.model`` of the
+            stock config this config inherits) or ``dict(cfg_path='mmseg::...')``.
+        teacher (dict | nn.Module): The teacher, likewise; usually
+            ``dict(cfg_path='mmseg::pspnet/pspnet_r101-d8_...py')``.
+        teacher_ckpt (str, optional): Local path or URL of the teacher's weights, loaded on the
+            CPU. Without it the teacher keeps its config's initialisation (a warning says so).
+        teacher_ckpt_strict (bool): Whether missing/unexpected teacher keys are errors.
+        student_recorders (dict, optional): Name -> recorder config on the student, e.g.
+            ``dict(logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'))``.
+        teacher_recorders (dict, optional): Likewise on the teacher.
+        connectors (dict, optional): Name -> connector config (trainable modules that map a
+            recorded tensor before a loss sees it, e.g. ``ConvConnector``).
+        distill_losses (dict, optional): Name -> loss config. Names must contain ``'loss'``
+            (mmengine sums only those); each is logged as ``distill.<name>``.
+        loss_forward_mappings (dict, optional): Loss name -> {argument name -> mapping}. A
+            mapping is ``dict(from_student=bool, recorder=name, record_idx=None|int|'all',
+            data_idx=None|int, connector=None|name)``.
+        calculate_student_loss (bool): Add the student's own task losses (logged as
+            ``student.<name>``). Defaults to True.
+        teacher_forward (str): ``'auto'`` stops the teacher's forward once its recorders are
+            complete; ``'full'`` always runs it to the end. Defaults to ``'auto'``.
+        teacher_mode (str): The ``mode`` the teacher's forward runs in. Defaults to
+            ``'tensor'`` (backbone, neck and head outputs; no losses, no post-processing).
+        data_preprocessor (dict, optional): The student's data preprocessor config when the
+            student config does not hold one (the Runner passes a config's top-level
+            ``data_preprocessor`` here, as mmpretrain configs need). The distiller always
+            preprocesses with the student's; a teacher trained with another normalisation gets
+            the batch converted to it.
+        init_cfg (dict, optional): Initialisation config of the distiller itself.
+    """
+
+    def __init__(self,
+                 student: Union[dict, nn.Module],
+                 teacher: Union[dict, nn.Module],
+                 teacher_ckpt: Optional[str] = None,
+                 teacher_ckpt_strict: bool = True,
+                 student_recorders: Optional[Dict[str, dict]] = None,
+                 teacher_recorders: Optional[Dict[str, dict]] = None,
+                 connectors: Optional[Dict[str, dict]] = None,
+                 distill_losses: Optional[Dict[str, dict]] = None,
+                 loss_forward_mappings: Optional[Dict[str, Dict[str, dict]]] = None,
+                 calculate_student_loss: bool = True,
+                 teacher_forward: str = 'auto',
+                 teacher_mode: str = 'tensor',
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        # A data_preprocessor given here is what the Runner passes from a config's top level
+        # (mmpretrain configs keep it there): it belongs to the student, as for a plain model.
+        student_model = build_model_from_spec(student, 'student', data_preprocessor)
+        super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
+        self.student = student_model
+        self.teacher = build_model_from_spec(teacher, 'teacher')
+        self.teacher_input_adapter = TeacherInputAdapter(
+            self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
+        self.teacher_ckpt = teacher_ckpt
+        if teacher_ckpt is not None:
+            load_teacher_checkpoint(self.teacher, teacher_ckpt, strict=teacher_ckpt_strict)
+            # Its weights come from the checkpoint: init_weights must not overwrite them.
+            self.teacher._is_init = True
+        else:
+            print_log(
+                'SingleTeacherDistiller: no teacher_ckpt given, so the teacher keeps the '
+                "initialisation of its config (random where it has no init_cfg). Distilling "
+                'from it only makes sense if that loads trained weights.',
+                logger='current', level=30)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+        if teacher_forward not in ('auto', 'full'):
+            raise ValueError(f'teacher_forward must be "auto" or "full", got {teacher_forward!r}')
+        self.teacher_mode = teacher_mode
+        self.calculate_student_loss = calculate_student_loss
+
+        self.student_recorders = RecorderManager(student_recorders)
+        self.teacher_recorders = RecorderManager(teacher_recorders)
+        self.student_recorders.prepare(self.student)
+        self.teacher_recorders.prepare(self.teacher)
+        self._teacher_forward = PartialForward(
+            self.teacher, self.teacher_recorders, enabled=teacher_forward == 'auto')
+
+        self.connectors = nn.ModuleDict(
+            {name: build_own(MODELS, cfg) for name, cfg in (connectors or {}).items()})
+        self.distill_losses = nn.ModuleDict()
+        for name, cfg in (distill_losses or {}).items():
+            if 'loss' not in name:
+                raise ValueError(f'distill loss name "{name}" must contain "loss": mmengine '
+                                 'sums only the outputs whose name does (e.g. "loss_kd").')
+            self.distill_losses[name] = build_own(MODELS, cfg)
+        self.loss_forward_mappings = dict(loss_forward_mappings or {})
+        self._check_mappings()
+        #: Runtime multiplier of each distillation loss, set by DistillLossWeightHook.
+        self.loss_scales: Dict[str, float] = {name: 1.0 for name in self.distill_losses}
+
+    # ------------------------------------------------------------------ set-up checks
+    def _check_mappings(self) -> None:
+        self._auto_args: Dict[str, List[str]] = {}
+        extra = sorted(set(self.loss_forward_mappings) - set(self.distill_losses))
+        if extra:
+            raise ValueError(f'loss_forward_mappings name losses that are not in distill_losses: '
+                           f'{extra}; defined losses: {sorted(self.distill_losses)}')
+        for loss_name, loss in self.distill_losses.items():
+            mapping = self.loss_forward_mappings.get(loss_name, {})
+            params = inspect.signature(loss.forward).parameters
+            accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+            for arg, spec in mapping.items():
+                where = f'loss_forward_mappings["{loss_name}"]["{arg}"]'
+                if arg not in params and not accepts_any:
+                    raise ValueError(f'{where}: {type(loss).__name__}.forward has no argument '
+                                   f'"{arg}"; its arguments are {list(params)}.')
+                self._check_mapping(where, spec)
+            missing = [name for name, p in params.items()
+                       if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                              p.KEYWORD_ONLY)
+                       and name not in mapping and name not in AUTO_ARGS]
+            if missing:
+                raise ValueError(f'loss "{loss_name}" ({type(loss).__name__}) needs arguments '
+                               f'{missing} that loss_forward_mappings["{loss_name}"] does not '
+                               'map to a recorder.')
+            # data_samples / inputs are passed when forward names them and no mapping does.
+            self._auto_args[loss_name] = [a for a in AUTO_ARGS if a in params and a not in mapping]
+
+    def _check_mapping(self, where: str, spec: Any) -> None:
+        if not isinstance(spec, dict) or 'recorder' not in spec or 'from_student' not in spec:
+            raise ValueError(f'{where} must be dict(from_student=True|False, recorder=NAME, '
+                             f'...), got {spec!r}')
+        unknown = set(spec) - MAPPING_KEYS
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {sorted(unknown)}; allowed: '
+                           f'{sorted(MAPPING_KEYS)}')
+        recorders = self.student_recorders if spec['from_student'] else self.teacher_recorders
+        side = 'student' if spec['from_student'] else 'teacher'
+        if spec['recorder'] not in recorders:
+            raise ValueError(f'{where}: no {side} recorder named "{spec["recorder"]}"; '
+                           f'{side}_recorders defines {sorted(recorders.recorders)}.')
+        connector = spec.get('connector')
+        if connector is not None and connector not in self.connectors:
+            raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
+                           f'{sorted(self.connectors)}.')
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> 'SingleTeacherDistiller':
+        """Set train/eval mode; the whole teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor') -> Any:
+        """``mode='loss'`` distils; ``'predict'`` and ``'tensor'`` run the student alone."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    @property
+    def distillation_active(self) -> bool:
+        """False once every loss scale is 0 (e.g. after ``StopDistillationHook``)."""
+        return any(self.loss_scales[name] != 0 for name in self.distill_losses)
+
+    # ------------------------------------------------------------------ the step
+    def loss(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]]) -> dict:
+        """Teacher forward, student loss forward, distillation losses.
+
+        Returns:
+            dict[str, Tensor]: ``student.<name>`` task losses and ``distill.<name>`` losses.
+        """
+        losses: Dict[str, Tensor] = {}
+        distill = self.distillation_active
+        try:
+            if distill and len(self.teacher_recorders):
+                with self.teacher_recorders.recording(), torch.no_grad():
+                    teacher_inputs = self.teacher_input_adapter(inputs)
+                    self._teacher_forward(
+                        lambda: self.teacher(teacher_inputs, data_samples, mode=self.teacher_mode))
+            with self.student_recorders.recording():
+                if self.calculate_student_loss:
+                    student_losses = self.student(inputs, data_samples, mode='loss')
+                    losses.update({f'student.{k}': v for k, v in student_losses.items()})
+                else:
+                    self.student(inputs, data_samples, mode='tensor')
+            used_connectors = set()
+            if distill:
+                losses.update(self._distill_losses(inputs, data_samples, used_connectors))
+            self._touch_unused_connectors(losses, used_connectors)
+        finally:
+            # Recorded tensors must not outlive the step (memory, stale data).
+            self.teacher_recorders.reset()
+            self.student_recorders.reset()
+        return losses
+
+    def _touch_unused_connectors(self, losses: Dict[str, Tensor], used: set) -> None:
+        """Give connectors that no loss used in this step a zero gradient.
+
+        Under DDP every trainable parameter must get a gradient each step (unless
+        ``find_unused_parameters=True``, which costs a graph traversal per step). A connector is
+        unused when its loss is switched off by a schedule or after ``StopDistillationHook``.
+        """
+        unused = [p for name, c in self.connectors.items() if name not in used
+                  for p in c.parameters() if p.requires_grad]
+        if not unused:
+            return
+        zero = sum(p.sum() for p in unused) * 0.0
+        key = next((k for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor)), None)
+        if key is None:
+            losses['distill.loss_unused_connectors'] = zero
+        else:
+            losses[key] = losses[key] + zero
+
+    def _distill_losses(self, inputs: Tensor, data_samples: Any,
+                        used_connectors: set) -> Dict[str, Tensor]:
+        losses: Dict[str, Tensor] = {}
+        cache: Dict[tuple, Any] = {}  # a tensor mapped to several losses is fetched once
+        device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+        for name, loss_module in self.distill_losses.items():
+            scale = self.loss_scales[name]
+            if scale == 0:
+                continue
+            mapping = self.loss_forward_mappings.get(name, {})
+            kwargs = {arg: _to_fp32(self._fetch(spec, cache)) for arg, spec in mapping.items()}
+            used_connectors.update(spec.get('connector') for spec in mapping.values())
+            auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs))
+            kwargs.update({arg: auto[arg] for arg in self._auto_args[name]})
+            with torch.autocast(device_type=device_type, enabled=False):
+                value = loss_module(**kwargs)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    losses[f'distill.{name}.{key}'] = item * scale
+            else:
+                losses[f'distill.{name}'] = value * scale
+        return losses
+
+    def _fetch(self, spec: dict, cache: Dict[tuple, Any]) -> Any:
+        key = (spec['from_student'], spec['recorder'], spec.get('record_idx'),
+               spec.get('data_idx'), spec.get('connector'))
+        if key not in cache:
+            recorders = self.student_recorders if spec['from_student'] \
+                else self.teacher_recorders
+            data = recorders.get(spec['recorder'], spec.get('record_idx'),
+                                 spec.get('data_idx'))
+            if spec.get('connector') is not None:
+                data = self.connectors[spec['connector']](data)
+            cache[key] = data
+        return cache[key]

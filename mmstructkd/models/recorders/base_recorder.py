@@ -1,0 +1,118 @@
+"""The recorder base: what every recorder shares (source lookup, buffer, on/off switch)."""
+import difflib
+from abc import ABCMeta, abstractmethod
+from typing import Any, List, Optional, Union
+
+from torch import nn
+
+
+def get_submodule_or_raise(model: nn.Module, path: str, what: str = 'module') -> nn.Module:
+    """Return ``model``'s submodule at dotted ``path`` or raise an error listing close matches.
+
+    Args:
+        model (nn.Module): The model to search (a student or a teacher).
+        path (str): Dotted module path as in ``model.named_modules()``, e.g. ``backbone.layer4``.
+        what (str): How the path is called in the error message.
+
+    Returns:
+        nn.Module: The submodule. An empty path returns ``model`` itself.
+    """
+    modules = dict(model.named_modules())
+    if path in modules:
+        return modules[path]
+    close = difflib.get_close_matches(path, list(modules), n=5, cutoff=0.5)
+    hint = f' Close matches: {close}.' if close else ''
+    top = [name for name in modules if name and '.' not in name]
+    raise ValueError(
+        f'{what} "{path}" does not exist in {type(model).__name__}.{hint} '
+        f'Its top-level modules are {top}; print(dict(model.named_modules()).keys()) lists '
+        'every valid path.')
+
+
+class BaseRecorder(metaclass=ABCMeta):
+    """Records tensors produced inside a model during the distiller's forward passes.
+
+    A recorder is attached once (``prepare``) and records only while ``recording`` is on: the
+    distiller switches it on for its loss step and resets it before each step, so validation
+    forwards record nothing and no tensor outlives the step that produced it.
+
+    Args:
+        source (str): Where to record; its meaning depends on the recorder type.
+    """
+
+    def __init__(self, source: str) -> None:
+        if not isinstance(source, str):
+            raise TypeError(f'{type(self).__name__}: source must be a str, got {source!r}')
+        self.source = source
+        self.data_buffer: List[Any] = []
+        self.recording = False
+        self._model_name = None
+
+    @abstractmethod
+    def prepare(self, model: nn.Module) -> None:
+        """Attach to ``model`` (hooks or method wrappers)."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Detach from the model; the model behaves as if it had never been recorded."""
+
+    def reset(self) -> None:
+        """Drop recorded data (called at the start and end of every distillation step)."""
+        self.data_buffer = []
+
+    def record(self, data: Any) -> None:
+        if self.recording:
+            self.data_buffer.append(data)
+
+    def get_record_data(self,
+                        record_idx: Optional[Union[int, str]] = None,
+                        data_idx: Optional[int] = None) -> Any:
+        """Return recorded data.
+
+        Args:
+            record_idx (int | str, optional): Which call of the source to take when it ran
+                several times in one forward (e.g. a head shared by FPN levels). ``None``
+                requires exactly one call; ``'all'`` returns the list of all calls.
+            data_idx (int, optional): Index into the recorded item when it is a tuple or list
+                (e.g. the stage outputs of a backbone). ``None`` keeps it whole.
+
+        Returns:
+            Any: The recorded item(s).
+        """
+        where = f'{type(self).__name__}(source="{self.source}")'
+        n = len(self.data_buffer)
+        if n == 0:
+            raise RuntimeError(
+                f'{where} recorded nothing in this step: the forward pass did not call it. '
+                'Either the forward skips it, or its parent calls module.forward(...) '
+                'directly, which bypasses hooks (mmseg does so for decode_head): record a '
+                'submodule (e.g. "decode_head.conv_seg") or use MethodOutputs with '
+                '"<path>.forward".')
+        if record_idx == 'all':
+            items = list(self.data_buffer)
+        elif record_idx is None:
+            if n != 1:
+                raise RuntimeError(
+                    f'{where} was called {n} times in this step; set record_idx to the call '
+                    f'to use (0..{n - 1}) or to "all" in the loss_forward_mappings.')
+            items = [self.data_buffer[0]]
+        else:
+            if not -n <= record_idx < n:
+                raise IndexError(f'{where}: record_idx={record_idx} but only {n} call(s) '
+                                 'were recorded in this step.')
+            items = [self.data_buffer[record_idx]]
+        if data_idx is not None:
+            picked = []
+            for item in items:
+                if not isinstance(item, (tuple, list)):
+                    raise TypeError(f'{where}: data_idx={data_idx} indexes a recorded '
+                                    f'{type(item).__name__}, not a tuple/list.')
+                if not -len(item) <= data_idx < len(item):
+                    raise IndexError(f'{where}: data_idx={data_idx} is out of range for a '
+                                     f'recorded sequence of length {len(item)}.')
+                picked.append(item[data_idx])
+            items = picked
+        return items if record_idx == 'all' else items[0]
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(source={self.source!r})'

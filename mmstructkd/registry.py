@@ -1,0 +1,36 @@
+"""mmstructkd's registries: children of mmengine's root registries.
+
+Each child has ``parent=`` the root registry (so stock OpenMMLab modules stay reachable) and
+``locations=`` the packages whose import registers its members (so a config that names
+``mmstructkd.X`` finds ``X`` even before ``mmstructkd.models`` was imported).
+
+Configs that inherit a stock config keep that toolbox's ``default_scope`` (``mmseg``, ``mmdet``,
+``mmpretrain``); they reach mmstructkd's modules by the scope prefix, e.g.
+``type='mmstructkd.SingleTeacherDistiller'``. Inside a distiller, recorders, connectors and
+losses are built from these registries directly, so their configs need no prefix.
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
+from mmengine.registry import Registry
+
+#: Distillers, connectors, distillation losses (and, later, discriminators).
+MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmstructkd.models'])
+#: Recorders: they are not ``nn.Module`` s, so they live with the task utilities as in mmrazor.
+TASK_UTILS = Registry(
+    'task util', parent=MMENGINE_TASK_UTILS, locations=['mmstructkd.models'])
+#: Hooks that schedule or stop distillation and save student-only checkpoints.
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmstructkd.engine'])
+
+
+def build_own(registry: Registry, cfg: dict):
+    """Build ``cfg`` from one of mmstructkd's registries, whatever the default scope is.
+
+    Inside a config that inherits a stock one the default scope is ``mmseg``/``mmdet``/
+    ``mmpretrain``, and a plain ``registry.build`` would look the type up in that toolbox's
+    registry, which cannot see mmstructkd's. ``_scope_`` pins the lookup to mmstructkd (whose
+    registries still reach the stock modules through the root, e.g. ``'mmseg.CrossEntropyLoss'``).
+    """
+    cfg = dict(cfg)
+    cfg.setdefault('_scope_', 'mmstructkd')
+    return registry.build(cfg)

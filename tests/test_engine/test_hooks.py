@@ -1,0 +1,45 @@
+import pytest
+from mmengine.runner import Runner
+
+from mmstructkd.engine import DistillLossWeightHook, StopDistillationHook
+from tests.conftest import load_config
+from tests.test_tools.test_train_toolboxes import save_teacher
+
+
+def test_schedule_values_step_and_linear():
+    step = DistillLossWeightHook(dict(loss_kd=[(2, 0.5), (4, 0.0)]))
+    assert [step.value_at('loss_kd', t) for t in range(6)] == [1, 1, 0.5, 0.5, 0, 0]
+    assert step.value_at('loss_other', 10) == 1.0  # not scheduled
+    warm = DistillLossWeightHook({'*': [(0, 0.0), (4, 1.0)]}, linear=True)
+    assert [warm.value_at('any', t) for t in range(6)] == [0, 0.25, 0.5, 0.75, 1, 1]
+
+
+def test_bad_schedules_are_refused():
+    with pytest.raises(ValueError, match='sorted'):
+        DistillLossWeightHook(dict(loss_kd=[(4, 1.0), (2, 0.0)]))
+    with pytest.raises(ValueError, match='exactly one'):
+        StopDistillationHook()
+
+
+@pytest.mark.parametrize('hook,scales,kd_logged', [
+    (dict(type='mmstructkd.StopDistillationHook', stop_iter=2), [1, 1, 0, 0], 2),
+    (dict(type='mmstructkd.DistillLossWeightHook', schedule=dict(loss_kd=[(0, 0.0), (1, 2.0)]),
+          linear=False), [0, 2, 2, 2], 3),
+])
+def test_hooks_scale_and_stop_distillation_in_a_runner(hook, scales, kd_logged, data_roots,
+                                                       tmp_path):
+    ckpt = save_teacher('tiny_seg_teacher', str(tmp_path / 'teacher.pth'))
+    cfg = load_config('tiny_seg_distill', data_roots['seg'], str(tmp_path / 'work'),
+                      **{'model.teacher_ckpt': ckpt, 'train_cfg.max_iters': 4,
+                         'train_cfg.val_interval': 100, 'param_scheduler': [],
+                         'default_hooks.checkpoint.interval': 100})
+    cfg.custom_hooks = [hook]
+    runner = Runner.from_cfg(cfg)
+    teacher_calls = []
+    runner.model.teacher.register_forward_pre_hook(lambda *a: teacher_calls.append(1))
+    runner.train()
+    hub = runner.message_hub
+    assert list(hub.get_scalar('train/distill_scale.loss_kd').data[0]) == scales
+    assert len(hub.get_scalar('train/distill.loss_kd').data[0]) == kd_logged
+    if hook['type'].endswith('StopDistillationHook'):
+        assert len(teacher_calls) == 2  # the teacher no longer runs once distillation stops

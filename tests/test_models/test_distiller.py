@@ -1,0 +1,169 @@
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+
+from mmstructkd.models import SingleTeacherDistiller
+from mmstructkd.registry import MODELS, build_own
+from tests.conftest import CONFIG_DIR
+
+
+def seg_inputs(batch_size=2, size=32, seed=0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, 255, (batch_size, 3, size, size), generator=g).float()
+    samples = []
+    for _ in range(batch_size):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 4, (1, size, size), generator=g))
+        sample.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
+                                 pad_shape=(size, size)))
+        samples.append(sample)
+    return dict(inputs=list(inputs), data_samples=samples)
+
+
+def distiller_cfg(**overrides):
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'tiny_seg_distill.py'))
+    model = copy.deepcopy(cfg.model)
+    model.type = 'SingleTeacherDistiller'
+    model.student['_scope_'] = 'mmseg'
+    model.teacher['_scope_'] = 'mmseg'
+    for key, value in overrides.items():  # replace (ConfigDict.update would merge)
+        model[key] = value
+    return model
+
+
+def build(**overrides) -> SingleTeacherDistiller:
+    torch.manual_seed(0)
+    return build_own(MODELS, distiller_cfg(**overrides))
+
+
+def test_teacher_is_frozen_and_stays_in_eval_mode_while_student_trains():
+    model = build()
+    model.train()
+    assert not model.teacher.training
+    assert all(not m.training for m in model.teacher.modules())
+    assert model.student.training
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    teacher_before = copy.deepcopy(model.teacher.state_dict())
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    data = seg_inputs()
+    student_before = copy.deepcopy(model.student.state_dict())
+    for _ in range(3):
+        model.train_step(data, optim)
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), k  # BN running stats included
+    changed = [k for k, v in model.student.state_dict().items()
+               if not torch.equal(v, student_before[k])]
+    assert changed
+
+
+def test_losses_are_logged_separately_and_gradients_reach_student_and_connector_only():
+    model = build()
+    model.train()
+    data = model.data_preprocessor(seg_inputs(), True)
+    losses = model(**data, mode='loss')
+    assert {'student.decode.loss_ce', 'distill.loss_kd', 'distill.loss_feat'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert model.connectors.feat_adapter.conv.conv.weight.grad.abs().sum() > 0
+    assert model.student.backbone.stem[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_distill_loss_gradient_alone_reaches_the_student():
+    model = build(calculate_student_loss=False)
+    model.train()
+    data = model.data_preprocessor(seg_inputs(), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'distill.loss_kd', 'distill.loss_feat'}
+    losses['distill.loss_kd'].backward()
+    assert model.student.decode_head.conv_seg.weight.grad.abs().sum() > 0
+
+
+# Distil layer2 features only: the teacher's layer3, layer4 and head are not needed.
+LAYER2_ONLY = dict(
+    teacher_recorders=dict(feat=dict(type='ModuleOutputs', source='backbone.layer2')),
+    student_recorders=dict(feat=dict(type='ModuleOutputs', source='backbone.layer2')),
+    connectors=dict(a=dict(type='ConvConnector', in_channels=16, out_channels=32)),
+    distill_losses=dict(loss_feat=dict(type='FeatureMSELoss')),
+    loss_forward_mappings=dict(loss_feat=dict(
+        s_feature=dict(from_student=True, recorder='feat', connector='a'),
+        t_feature=dict(from_student=False, recorder='feat'))))
+
+
+def test_teacher_runs_only_as_far_as_its_recorders_need():
+    model = build(**LAYER2_ONLY)
+    calls = []
+    # (mmseg calls decode_head.forward directly, which skips hooks: watch its conv_seg)
+    model.teacher.decode_head.conv_seg.register_forward_hook(lambda *a: calls.append('head'))
+    model.teacher.backbone.layer3.register_forward_hook(lambda *a: calls.append('layer3'))
+    data = model.data_preprocessor(seg_inputs(), True)
+    model(**data, mode='loss')  # first step: traced, full forward
+    assert calls == ['layer3', 'head']
+    assert model._teacher_forward.stop_point == ('backbone.layer2', 0)
+    calls.clear()
+    losses = model(**data, mode='loss')
+    assert calls == []  # layer3, layer4 and the decode head were skipped
+    full = build(teacher_forward='full', **LAYER2_ONLY)
+    full.load_state_dict(model.state_dict())
+    assert torch.allclose(full(**data, mode='loss')['distill.loss_feat'],
+                          losses['distill.loss_feat'])
+
+
+def test_predict_runs_the_student_alone():
+    model = build()
+    model.eval()
+    calls = []
+    model.teacher.register_forward_hook(lambda *a: calls.append(1))
+    data = model.data_preprocessor(seg_inputs(), False)
+    out = model(**data, mode='predict')
+    expected = model.student(**data, mode='predict')
+    assert calls == []
+    assert torch.equal(out[0].pred_sem_seg.data, expected[0].pred_sem_seg.data)
+
+
+def test_loss_scale_zero_skips_the_teacher_and_the_loss():
+    model = build()
+    calls = []
+    model.teacher.register_forward_hook(lambda *a: calls.append(1))
+    data = model.data_preprocessor(seg_inputs(), True)
+    model.loss_scales['loss_feat'] = 0.0
+    losses = model(**data, mode='loss')
+    assert 'distill.loss_feat' not in losses and 'distill.loss_kd' in losses
+    model.loss_scales['loss_kd'] = 0.0
+    calls.clear()
+    losses = model(**data, mode='loss')
+    assert calls == [] and not any(k.startswith('distill.') for k in losses)
+
+
+@pytest.mark.parametrize('overrides,error,match', [
+    (dict(distill_losses=dict(kd=dict(type='KDLoss'))), ValueError, 'must contain "loss"'),
+    (dict(loss_forward_mappings=dict(loss_kd=dict(
+        preds_S=dict(from_student=True, recorder='nope'),
+        preds_T=dict(from_student=False, recorder='logits')))), ValueError,
+     'no student recorder named "nope"'),
+    (dict(loss_forward_mappings=dict(loss_kd=dict(
+        preds_S=dict(from_student=True, recorder='logits')))), ValueError,
+     r"needs arguments \['preds_T'\]"),
+    (dict(loss_forward_mappings=dict(loss_kd=dict(
+        preds_S=dict(from_student=True, recorder='logits'),
+        preds_T=dict(from_student=False, recorder='logits'),
+        target=dict(from_student=False, recorder='logits')))), ValueError,
+     'has no argument "target"'),
+    (dict(loss_forward_mappings=dict(loss_kd=dict(
+        preds_S=dict(from_student=True, recorder='logits', connector='x'),
+        preds_T=dict(from_student=False, recorder='logits')))), ValueError,
+     'no connector named "x"'),
+    (dict(teacher_recorders=dict(logits=dict(type='ModuleOutputs', source='decode_head.cls'),
+                                 feat=dict(type='ModuleOutputs', source='backbone.layer4'))),
+     ValueError, r'recorder "logits": module "decode_head.cls" does not exist'),
+])
+def test_config_errors_name_the_problem(overrides, error, match):
+    with pytest.raises(error, match=match):
+        build(**overrides)
