@@ -1,4 +1,5 @@
-# Student of the demo: FCN on a ResNetV1c-18 at 1/8 width (base_channels=8), trained on the
+# Student of the demo: FCN on a dilated ResNetV1c-18 (output stride 8) at 1/8 width
+# (base_channels=8), trained on the
 # GENERATED shapes dataset (demo/distill_demo.py writes it to data/demo_shapes).
 default_scope = 'mmseg'
 data_root = 'data/demo_shapes'
@@ -12,7 +13,7 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, num_stages=4,
-        out_indices=(0, 1, 2, 3), dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2),
+        out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
         norm_cfg=norm_cfg, norm_eval=False, style='pytorch', contract_dilation=True),
     decode_head=dict(
         type='FCNHead', in_channels=64, in_index=3, channels=16, num_convs=1,

@@ -1,22 +1,51 @@
 """Building a student or teacher from a model config or from a whole config file."""
 import copy
+import difflib
+import os
 import os.path as osp
 from typing import Optional, Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.config.utils import _get_package_and_cfg_path
 from mmengine.registry import MODELS
+from mmengine.utils import get_installed_path
 from torch import nn
 
 ModelSpec = Union[nn.Module, dict, ConfigDict]
 
 
-def _check_cfg_path(cfg_path: str, role: str) -> None:
-    # mmengine resolves 'mmseg::...' itself; only local paths can be checked up front.
-    if '::' not in cfg_path and not osp.isfile(cfg_path):
-        raise FileNotFoundError(
-            f'{role} cfg_path "{cfg_path}" does not exist. Give a local config file or a '
-            'stock config as "mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py" '
-            '(the toolbox must be installed).')
+def resolve_config_path(cfg_path: str, role: str = 'config') -> str:
+    """The file behind a local path or a stock config named like ``_base_`` entries.
+
+    Args:
+        cfg_path (str): A local file, or ``'<toolbox>::<path under its configs/>'`` such as
+            ``'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py'``.
+        role (str): What the path is for, in error messages.
+
+    Returns:
+        str: An existing file path.
+    """
+    if '::' not in cfg_path:
+        if not osp.isfile(cfg_path):
+            raise FileNotFoundError(
+                f'{role} cfg_path "{cfg_path}" does not exist. Give a local config file or a '
+                'stock config such as '
+                '"mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py".')
+        return cfg_path
+    package, relative = _get_package_and_cfg_path(cfg_path)
+    try:
+        package_path = get_installed_path(package)
+    except Exception:
+        raise FileNotFoundError(f'{role} cfg_path "{cfg_path}" needs the package "{package}", '
+                                'which is not installed.') from None
+    path = osp.join(package_path, '.mim', 'configs', relative)
+    if not osp.isfile(path):
+        folder = osp.dirname(path)
+        names = sorted(os.listdir(folder)) if osp.isdir(folder) else []
+        close = difflib.get_close_matches(osp.basename(relative), names, n=5, cutoff=0.5)
+        raise FileNotFoundError(f'{role} cfg_path "{cfg_path}": {package} has no config '
+                                f'"{relative}".' + (f' Close matches: {close}.' if close else ''))
+    return path
 
 
 def model_cfg_from_spec(spec: Union[dict, ConfigDict], role: str) -> ConfigDict:
@@ -41,8 +70,7 @@ def model_cfg_from_spec(spec: Union[dict, ConfigDict], role: str) -> ConfigDict:
         return spec
     cfg_path = spec.pop('cfg_path')
     pretrained = spec.pop('pretrained', True)
-    _check_cfg_path(cfg_path, role)
-    file_cfg = Config.fromfile(cfg_path)
+    file_cfg = Config.fromfile(resolve_config_path(cfg_path, role))
     if 'model' not in file_cfg:
         raise ValueError(f'{role} cfg_path "{cfg_path}" defines no "model".')
     # Overrides merge like a child config's keys (nested dicts merge, _delete_ works).

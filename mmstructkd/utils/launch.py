@@ -1,7 +1,16 @@
-"""Launcher settings that make ``tools/dist_train.sh`` work on machines without CUDA."""
+"""What tools/train.py and tools/test.py share: options, config loading, launcher set-up.
+
+The launcher set-up also makes ``tools/dist_train.sh`` work on machines without CUDA.
+"""
+import argparse
+import os
+import os.path as osp
+
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def prepare_launch(cfg: Config) -> None:
@@ -24,3 +33,36 @@ def prepare_launch(cfg: Config) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The options tools/train.py and tools/test.py share (as in mmdet's tools)."""
+    parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (e.g. train_cfg.max_iters=100)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_cli_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config`` and apply the common options (work dir: CLI > config > default)."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Prepare the launcher (see :func:`prepare_launch`) and build the configured runner."""
+    prepare_launch(cfg)
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
