@@ -1,4 +1,6 @@
 from .feature_mse_loss import FeatureMSELoss
 from .kd_loss import KDLoss
+from .pair_wise_loss import PairWiseLoss
+from .pixel_wise_loss import PixelWiseLoss
 
-__all__ = ['KDLoss', 'FeatureMSELoss']
+__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss']

@@ -1,9 +1,8 @@
 """Logit knowledge distillation (Hinton et al., 2015)."""
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmstructkd.registry import MODELS
-from .utils import as_float, check_reduction, check_same_channels, resize_to
+from .utils import as_float, check_reduction, check_same_channels, kl_per_position, resize_to
 
 
 @MODELS.register_module()
@@ -44,9 +43,7 @@ class KDLoss(nn.Module):
         """
         preds_S, preds_T = resize_to(as_float(preds_S), as_float(preds_T), 'KDLoss')
         check_same_channels(preds_S, preds_T, 'KDLoss')
-        log_p_s = F.log_softmax(preds_S / self.tau, dim=1)
-        log_p_t = F.log_softmax(preds_T.detach() / self.tau, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)  # (N, *spatial)
+        kl = kl_per_position(preds_S, preds_T, self.tau)  # (N, *spatial)
         if self.reduction == 'batchmean':
             kl = kl.mean()
         elif self.reduction == 'sum':

@@ -1,6 +1,7 @@
 """Helpers shared by the distillation losses."""
 from typing import Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -67,3 +68,31 @@ def as_float(x: Tensor) -> Tensor:
     """Distillation losses are computed in fp32, also under AMP."""
     return x.float() if x.is_floating_point() else x
 
+
+
+def kl_per_position(preds_S: Tensor, preds_T: Tensor, tau: float,
+                    activation: str = 'softmax') -> Tensor:
+    """KL(teacher || student) of class distributions at every position.
+
+    Args:
+        preds_S (Tensor): Student logits, shape (N, C, *spatial).
+        preds_T (Tensor): Teacher logits, same shape (no gradient flows into them).
+        tau (float): Temperature applied to both.
+        activation (str): ``'softmax'`` over C, or ``'sigmoid'``: the per-class binary KL
+            summed over C (for sigmoid classification heads).
+
+    Returns:
+        Tensor: shape (N, *spatial).
+    """
+    s, t = preds_S / tau, preds_T.detach() / tau
+    if activation == 'softmax':
+        log_p_t = F.log_softmax(t, dim=1)
+        return (log_p_t.exp() * (log_p_t - F.log_softmax(s, dim=1))).sum(dim=1)
+    if activation != 'sigmoid':
+        raise ValueError(f'activation must be "softmax" or "sigmoid", got {activation!r}')
+    p_t = torch.sigmoid(t)
+    # p log(p/q) + (1-p) log((1-p)/(1-q)) with log-sigmoids (log(1 - sigmoid(x)) =
+    # logsigmoid(-x)) for stability at large logits.
+    kl = p_t * (F.logsigmoid(t) - F.logsigmoid(s)) + \
+        (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.sum(dim=1)
