@@ -10,7 +10,10 @@ Configs that inherit a stock config keep that toolbox's ``default_scope`` (``mms
 losses are built from these registries directly, so their configs need no prefix.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import Registry
 
@@ -21,6 +24,14 @@ TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, locations=['mmstructkd.models'])
 #: Hooks that schedule or stop distillation and save student-only checkpoints.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmstructkd.engine'])
+#: Splits a distiller's parameters between generator (student side) and discriminator.
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    locations=['mmstructkd.engine'])
+#: The DDP wrapper that lets a distiller run its own (two-optimizer) train_step.
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmstructkd.engine'])
 
 
 def build_own(registry: Registry, cfg: dict):

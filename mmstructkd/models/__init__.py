@@ -1,4 +1,5 @@
 from .connectors import *  # noqa: F401,F403
+from .discriminators import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .recorders import *  # noqa: F401,F403

@@ -1,4 +1,5 @@
+from .adversarial_distiller import AdversarialDistiller
 from .partial_forward import PartialForward
 from .single_teacher_distiller import SingleTeacherDistiller
 
-__all__ = ['SingleTeacherDistiller', 'PartialForward']
+__all__ = ['SingleTeacherDistiller', 'AdversarialDistiller', 'PartialForward']

@@ -1,0 +1,3 @@
+from .distiller_ddp import DistillerDDP
+
+__all__ = ['DistillerDDP']

@@ -1,0 +1,3 @@
+from .adversarial_constructor import AdversarialOptimWrapperConstructor
+
+__all__ = ['AdversarialOptimWrapperConstructor']

@@ -1,0 +1,167 @@
+"""Holistic (adversarial) distillation: a single-teacher distiller plus a WGAN-GP critic."""
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+from mmstructkd.models.discriminators import gradient_penalty
+from mmstructkd.registry import MODELS, build_own
+from .single_teacher_distiller import SingleTeacherDistiller, _to_fp32
+
+#: The two optimizer wrappers the adversarial train_step needs.
+OPTIM_KEYS = ('generator', 'discriminator')
+
+
+@MODELS.register_module()
+class AdversarialDistiller(SingleTeacherDistiller):
+    """Adds holistic distillation (Liu et al., TPAMI 2020) to :class:`SingleTeacherDistiller`.
+
+    The student is the generator: besides its task and distillation losses it gets
+    ``distill.loss_adv = -adv_loss_weight * mean D(student map [+ image])``. After each
+    student step the critic ``D`` takes ``d_steps`` steps of the WGAN-GP loss on the detached
+    maps, teacher = real, student = fake:
+    ``disc.loss_real = -mean D(real)``, ``disc.loss_fake = mean D(fake)``,
+    ``disc.loss_gp = gp_weight * E(||grad D(x_hat)|| - 1)^2``; ``disc.wasserstein`` logs the
+    critic's estimate ``mean D(real) - mean D(fake)``.
+
+    Training needs two optimizer wrappers, ``generator`` (everything trainable but the critic)
+    and ``discriminator``: ``optim_wrapper=dict(constructor='mmstructkd.
+    AdversarialOptimWrapperConstructor', generator=dict(...), discriminator=dict(...))``.
+    Both, and the critic's weights, are saved in checkpoints and restored by ``--resume``.
+    Under DDP use ``model_wrapper_cfg=dict(type='mmstructkd.DistillerDDP',
+    find_unused_parameters=True)``. Losses and the critic run in fp32 under ``--amp``.
+
+    Args:
+        discriminator (dict): Critic config, e.g. ``dict(type='StructKDDiscriminator',
+            num_classes=19)``.
+        adversarial_mapping (dict): Where the critic's inputs come from:
+            ``dict(student=dict(from_student=True, recorder='logits'),
+            teacher=dict(from_student=False, recorder='logits'))`` (mapping format of
+            ``loss_forward_mappings``).
+        adv_loss_weight (float): lambda_ho, weight of the student's adversarial term (the paper
+            uses 0.1). Defaults to 0.1.
+        gp_weight (float): lambda of the gradient penalty. Defaults to 10.
+        d_steps (int): Critic steps per student step. Defaults to 1.
+        **kwargs: Arguments of :class:`SingleTeacherDistiller`.
+    """
+
+    def __init__(self, discriminator: dict, adversarial_mapping: Dict[str, dict],
+                 adv_loss_weight: float = 0.1, gp_weight: float = 10.0, d_steps: int = 1,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.discriminator = build_own(MODELS, discriminator)
+        if set(adversarial_mapping) != {'student', 'teacher'}:
+            raise ValueError('adversarial_mapping needs exactly the keys "student" and '
+                             f'"teacher", got {sorted(adversarial_mapping)}')
+        for key, spec in adversarial_mapping.items():
+            self._check_mapping(f'adversarial_mapping["{key}"]', spec)
+        if d_steps < 1:
+            raise ValueError(f'd_steps must be >= 1, got {d_steps}')
+        self.adversarial_mapping = adversarial_mapping
+        self.adv_loss_weight = adv_loss_weight
+        self.gp_weight = gp_weight
+        self.d_steps = d_steps
+        self.loss_scales['loss_adv'] = 1.0
+        # Critic inputs of the last student step (detached), for the critic's own steps.
+        self._critic_batch: Optional[Tuple[Tensor, Tensor]] = None
+
+    @property
+    def distillation_active(self) -> bool:
+        return any(v != 0 for v in self.loss_scales.values())
+
+    # ------------------------------------------------------------------ student side
+    def _distill_losses(self, inputs: Tensor, data_samples: Any,
+                        used_connectors: set) -> Dict[str, Tensor]:
+        losses = super()._distill_losses(inputs, data_samples, used_connectors)
+        scale = self.loss_scales['loss_adv']
+        if scale == 0:
+            return losses
+        cache: Dict[tuple, Any] = {}
+        fetched = {k: _to_fp32(self._fetch(spec, cache))
+                   for k, spec in self.adversarial_mapping.items()}
+        used_connectors.update(spec.get('connector') for spec in self.adversarial_mapping.values())
+        image = _to_fp32(inputs).detach()
+        device_type = image.device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            fake = self.discriminator.build_input(fetched['student'], image)
+            real = self.discriminator.build_input(fetched['teacher'].detach(), image)
+            # The critic is frozen here (see train_step): the gradient reaches the student only.
+            losses['distill.loss_adv'] = -self.discriminator(fake).mean() * \
+                self.adv_loss_weight * scale
+        self._critic_batch = (real.detach(), fake.detach())
+        return losses
+
+    # ------------------------------------------------------------------ critic side
+    def discriminator_loss(self, real: Tensor, fake: Tensor) -> Dict[str, Tensor]:
+        """WGAN-GP critic losses on detached critic inputs (teacher = real, student = fake)."""
+        with torch.autocast(device_type=real.device.type, enabled=False):
+            real, fake = real.float(), fake.float()
+            d_real = self.discriminator(real).mean()
+            d_fake = self.discriminator(fake).mean()
+            gp = gradient_penalty(self.discriminator, real, fake)
+        return {
+            'disc.loss_real': -d_real,
+            'disc.loss_fake': d_fake,
+            'disc.loss_gp': self.gp_weight * gp,
+            'disc.wasserstein': (d_real - d_fake).detach(),
+        }
+
+    def forward(self, inputs: Union[Tensor, dict], data_samples: Optional[List[
+            BaseDataElement]] = None, mode: str = 'tensor') -> Any:
+        """Adds ``mode='discriminator'``: ``inputs`` is ``dict(real=..., fake=...)``.
+
+        Routing the critic's step through ``forward`` lets the DDP wrapper synchronise its
+        gradients like any other forward pass.
+        """
+        if mode == 'discriminator':
+            return self.discriminator_loss(inputs['real'], inputs['fake'])
+        return super().forward(inputs, data_samples, mode)
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapperDict,
+                   forward: Optional[Any] = None) -> Dict[str, Tensor]:
+        """One student (generator) step, then ``d_steps`` critic steps.
+
+        Args:
+            data (dict): A batch from the dataloader.
+            optim_wrapper (OptimWrapperDict): With ``generator`` and ``discriminator``.
+            forward (callable, optional): What runs the forwards; the DDP wrapper passes
+                itself. Defaults to this model.
+
+        Returns:
+            dict[str, Tensor]: Everything to log.
+        """
+        if not isinstance(optim_wrapper, OptimWrapperDict) or \
+                set(optim_wrapper.keys()) != set(OPTIM_KEYS):
+            raise TypeError(
+                'AdversarialDistiller needs two optimizers: optim_wrapper=dict(constructor='
+                '"mmstructkd.AdversarialOptimWrapperConstructor", generator=dict(...), '
+                f'discriminator=dict(...)); got {type(optim_wrapper).__name__}'
+                + (f' with {list(optim_wrapper.keys())}'
+                   if isinstance(optim_wrapper, OptimWrapperDict) else ''))
+        forward = forward or self
+        g_wrapper: OptimWrapper = optim_wrapper['generator']
+        d_wrapper: OptimWrapper = optim_wrapper['discriminator']
+        self._critic_batch = None
+        self.discriminator.requires_grad_(False)
+        try:
+            with g_wrapper.optim_context(forward):
+                data = self.data_preprocessor(data, True)
+                losses = forward(**data, mode='loss')
+            parsed, log_vars = self.parse_losses(losses)
+            g_wrapper.update_params(parsed)
+        finally:
+            self.discriminator.requires_grad_(True)
+        if self._critic_batch is not None:
+            real, fake = self._critic_batch
+            self._critic_batch = None
+            for _ in range(self.d_steps):
+                with d_wrapper.optim_context(forward):
+                    d_losses = forward(dict(real=real, fake=fake), mode='discriminator')
+                d_parsed, d_log = self.parse_losses(d_losses)
+                d_wrapper.update_params(d_parsed)
+            log_vars.update({k: v for k, v in d_log.items() if k != 'loss'})
+            log_vars['disc.loss'] = d_log['loss']
+        return log_vars
