@@ -1,0 +1,13 @@
+# Structured KD, all three terms (the paper's full method): task + 10 pixel + 1 pair + 0.1 adv.
+_base_ = ['./structkd_holistic_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py']
+model = dict(
+    distill_losses=dict(
+        loss_pixel=dict(type='PixelWiseLoss', tau=1.0, loss_weight=10.0, ignore_index=255),
+        loss_pair=dict(type='PairWiseLoss', node_size=2, pool='avg', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_pixel=dict(
+            preds_S=dict(from_student=True, recorder='logits'),
+            preds_T=dict(from_student=False, recorder='logits')),
+        loss_pair=dict(
+            s_feature=dict(from_student=True, recorder='feat'),
+            t_feature=dict(from_student=False, recorder='feat'))))

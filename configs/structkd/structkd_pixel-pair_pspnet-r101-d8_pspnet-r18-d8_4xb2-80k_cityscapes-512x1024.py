@@ -1,0 +1,9 @@
+# Structured KD, pixel-wise + pair-wise terms.
+_base_ = ['./structkd_pixel_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py']
+model = dict(
+    distill_losses=dict(
+        loss_pair=dict(type='PairWiseLoss', node_size=2, pool='avg', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_pair=dict(
+            s_feature=dict(from_student=True, recorder='feat'),
+            t_feature=dict(from_student=False, recorder='feat'))))
