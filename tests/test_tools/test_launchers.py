@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import mmseg
+import pytest
 import torch
 
 from tests.conftest import CONFIG_DIR, REPO_ROOT
@@ -50,13 +51,13 @@ def test_train_then_test_with_the_cli(data_roots, tmp_path):
     assert 'mIoU' in result.stdout + result.stderr
 
 
-def test_dist_train_two_cpu_processes(data_roots, tmp_path):
+@pytest.mark.parametrize('config', ['tiny_seg_distill', 'tiny_seg_adversarial'])
+def test_dist_train_two_cpu_processes(config, data_roots, tmp_path):
     ckpt = save_teacher('tiny_seg_teacher', str(tmp_path / 'teacher.pth'))
     work = str(tmp_path / 'work')
-    env_port = dict(PORT=str(free_port()))
-    os.environ.update(env_port)
+    os.environ['PORT'] = str(free_port())
     try:
-        result = run(['bash', 'tools/dist_train.sh', osp.join(CONFIG_DIR, 'tiny_seg_distill.py'),
+        result = run(['bash', 'tools/dist_train.sh', osp.join(CONFIG_DIR, f'{config}.py'),
                       '2', '--work-dir', work, '--cfg-options',
                       *data_options(data_roots['seg'], ckpt)])
     finally:
@@ -65,6 +66,8 @@ def test_dist_train_two_cpu_processes(data_roots, tmp_path):
     assert 'Distributed training is not used' not in result.stdout + result.stderr
     state = torch.load(osp.join(work, 'iter_4.pth'), map_location='cpu', weights_only=True)
     assert state['meta']['iter'] == 4
+    if config == 'tiny_seg_adversarial':  # both optimizers of the DDP run are saved
+        assert set(state['optimizer']) == {'generator', 'discriminator'}
 
 
 def test_mmseg_own_train_script_runs_a_mmstructkd_config(data_roots, tmp_path):
