@@ -110,9 +110,13 @@ def test_each_optimizer_steps_only_its_own_side(adversarial_runner):
         assert torch.equal(v, teacher_before[k]), k
 
 
+@pytest.mark.parametrize('teacher_strides', [None, (1, 2, 1, 1)])
 def test_adversarial_training_lowers_the_task_loss_and_keeps_the_critic_finite(
-        adversarial_runner):
-    runner = adversarial_runner()
+        teacher_strides, adversarial_runner):
+    # With strides (1, 2, 1, 1) the teacher's score maps are 4x larger than the student's:
+    # the critic must see both at one size.
+    options = {'model.teacher.backbone.strides': teacher_strides} if teacher_strides else {}
+    runner = adversarial_runner(**options)
     runner.train()
     hub = runner.message_hub
     task = hub.get_scalar('train/student.decode.loss_ce').data[0]

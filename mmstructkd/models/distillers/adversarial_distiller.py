@@ -7,6 +7,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from mmstructkd.models.discriminators import gradient_penalty
+from mmstructkd.models.losses.utils import resize_to
 from mmstructkd.registry import MODELS, build_own
 from .single_teacher_distiller import SingleTeacherDistiller, _to_fp32
 
@@ -84,9 +85,12 @@ class AdversarialDistiller(SingleTeacherDistiller):
         used_connectors.update(spec.get('connector') for spec in self.adversarial_mapping.values())
         image = _to_fp32(inputs).detach()
         device_type = image.device.type
+        # The critic compares maps of one size: the student's is resized to the teacher's.
+        student_map, teacher_map = resize_to(fetched['student'], fetched['teacher'].detach(),
+                                             'AdversarialDistiller')
         with torch.autocast(device_type=device_type, enabled=False):
-            fake = self.discriminator.build_input(fetched['student'], image)
-            real = self.discriminator.build_input(fetched['teacher'].detach(), image)
+            fake = self.discriminator.build_input(student_map, image)
+            real = self.discriminator.build_input(teacher_map, image)
             # The critic is frozen here (see train_step): the gradient reaches the student only.
             losses['distill.loss_adv'] = -self.discriminator(fake).mean() * \
                 self.adv_loss_weight * scale
