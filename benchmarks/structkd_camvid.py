@@ -108,12 +108,18 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
-    train_time = time.perf_counter() - start
+    wall_time = time.perf_counter() - start
+    # A resumed run's wall time covers only its last part: the training time is estimated
+    # from the step times the message hub keeps (the last <= 1000 iterations).
+    step_time = float(runner.message_hub.get_scalar('train/time').mean())
     per_class = capture_per_class_iou(runner)
     metrics = runner.val()
-    result = dict(config=config, seed=seed, iters=iters, train_time_s=round(train_time, 1),
-                  mIoU=float(metrics['mIoU']), aAcc=float(metrics['aAcc']),
-                  per_class_iou=per_class, checkpoint=osp.join(work_dir, f'iter_{iters}.pth'))
+    result = dict(config=config, seed=seed, iters=iters, step_time_s=round(step_time, 3),
+                  train_time_s=round(step_time * iters, 1),
+                  wall_time_this_invocation_s=round(wall_time, 1),
+                  resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
+                  aAcc=float(metrics['aAcc']), per_class_iou=per_class,
+                  checkpoint=osp.join(work_dir, f'iter_{iters}.pth'))
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=2)
     return result
