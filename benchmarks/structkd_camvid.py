@@ -110,7 +110,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     runner.train()
     wall_time = time.perf_counter() - start
     # A resumed run's wall time covers only its last part: the training time is estimated
-    # from the step times the message hub keeps (the last <= 1000 iterations).
+    # from the step times the message hub keeps (all iterations, restored on resume).
     step_time = float(runner.message_hub.get_scalar('train/time').mean())
     per_class = capture_per_class_iou(runner)
     metrics = runner.val()
