@@ -34,8 +34,7 @@ from mmengine.runner import Runner
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmstructkd.utils.mobilenet_v2_converter import \
-    convert_torchvision_mobilenet_v2  # noqa: E402
+from mmstructkd.utils.mobilenet_v2_converter import convert_torchvision_mobilenet_v2  # noqa: E402
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'structkd')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
@@ -165,7 +164,7 @@ def report(args, teacher: dict, runs: dict) -> None:
     variants = [v for v in STUDENTS if any(k[0] == v for k in runs)]
     mean = {v: sum(runs[(v, s)]['mIoU'] for s in seeds) / len(seeds) for v in variants}
     spread = max(max(runs[(v, s)]['mIoU'] for s in seeds) - min(runs[(v, s)]['mIoU']
-                                                               for s in seeds)
+                                                                for s in seeds)
                  for v in variants)
     best = max((v for v in variants if v != 'student'), key=mean.get)
     gain = mean[best] - mean['student']

@@ -148,5 +148,5 @@ def extract_student_state_dict(state_dict: Dict[str, torch.Tensor]) -> 'OrderedD
                           if k.startswith(STUDENT_PREFIX))
     if not student:
         raise ValueError('no "student.*" keys in the checkpoint: it is not a checkpoint of a '
-                       'mmstructkd distiller (a plain model checkpoint needs no export).')
+                         'mmstructkd distiller (a plain model checkpoint needs no export).')
     return student

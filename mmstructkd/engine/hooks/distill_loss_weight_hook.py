@@ -77,7 +77,7 @@ class DistillLossWeightHook(Hook):
         unknown = sorted(set(self.schedule) - set(distiller.loss_scales) - {'*'})
         if unknown:
             raise ValueError(f'DistillLossWeightHook: schedule names losses {unknown} that the '
-                           f'distiller does not have; it has {sorted(distiller.loss_scales)}.')
+                             f'distiller does not have; it has {sorted(distiller.loss_scales)}.')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None):
         distiller = get_distiller(runner)

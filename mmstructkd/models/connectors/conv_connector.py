@@ -2,9 +2,8 @@
 from typing import Optional
 
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmengine.model import BaseModule
+from torch import Tensor
 
 from mmstructkd.registry import MODELS
 

@@ -140,7 +140,7 @@ class SingleTeacherDistiller(BaseModel):
         extra = sorted(set(self.loss_forward_mappings) - set(self.distill_losses))
         if extra:
             raise ValueError(f'loss_forward_mappings name losses that are not in distill_losses: '
-                           f'{extra}; defined losses: {sorted(self.distill_losses)}')
+                             f'{extra}; defined losses: {sorted(self.distill_losses)}')
         for loss_name, loss in self.distill_losses.items():
             mapping = self.loss_forward_mappings.get(loss_name, {})
             params = inspect.signature(loss.forward).parameters
@@ -149,7 +149,7 @@ class SingleTeacherDistiller(BaseModel):
                 where = f'loss_forward_mappings["{loss_name}"]["{arg}"]'
                 if arg not in params and not accepts_any:
                     raise ValueError(f'{where}: {type(loss).__name__}.forward has no argument '
-                                   f'"{arg}"; its arguments are {list(params)}.')
+                                     f'"{arg}"; its arguments are {list(params)}.')
                 self._check_mapping(where, spec)
             missing = [name for name, p in params.items()
                        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
@@ -157,8 +157,8 @@ class SingleTeacherDistiller(BaseModel):
                        and name not in mapping and name not in AUTO_ARGS]
             if missing:
                 raise ValueError(f'loss "{loss_name}" ({type(loss).__name__}) needs arguments '
-                               f'{missing} that loss_forward_mappings["{loss_name}"] does not '
-                               'map to a recorder.')
+                                 f'{missing} that loss_forward_mappings["{loss_name}"] does not '
+                                 'map to a recorder.')
             # data_samples / inputs are passed when forward names them and no mapping does.
             self._auto_args[loss_name] = [a for a in AUTO_ARGS if a in params and a not in mapping]
 
@@ -169,16 +169,16 @@ class SingleTeacherDistiller(BaseModel):
         unknown = set(spec) - MAPPING_KEYS
         if unknown:
             raise ValueError(f'{where} has unknown keys {sorted(unknown)}; allowed: '
-                           f'{sorted(MAPPING_KEYS)}')
+                             f'{sorted(MAPPING_KEYS)}')
         recorders = self.student_recorders if spec['from_student'] else self.teacher_recorders
         side = 'student' if spec['from_student'] else 'teacher'
         if spec['recorder'] not in recorders:
             raise ValueError(f'{where}: no {side} recorder named "{spec["recorder"]}"; '
-                           f'{side}_recorders defines {sorted(recorders.recorders)}.')
+                             f'{side}_recorders defines {sorted(recorders.recorders)}.')
         connector = spec.get('connector')
         if connector is not None and connector not in self.connectors:
             raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
-                           f'{sorted(self.connectors)}.')
+                             f'{sorted(self.connectors)}.')
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> 'SingleTeacherDistiller':

@@ -97,4 +97,3 @@ class PairWiseLoss(nn.Module):
         size = f'node_size={self.node_size}' if self.node_size is not None \
             else f'node_scale={self.node_scale}'
         return f'{size}, pool={self.pool}, loss_weight={self.loss_weight}'
-

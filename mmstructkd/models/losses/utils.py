@@ -69,7 +69,6 @@ def as_float(x: Tensor) -> Tensor:
     return x.float() if x.is_floating_point() else x
 
 
-
 def kl_per_position(preds_S: Tensor, preds_T: Tensor, tau: float,
                     activation: str = 'softmax') -> Tensor:
     """KL(teacher || student) of class distributions at every position.
