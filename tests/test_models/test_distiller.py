@@ -167,3 +167,20 @@ def test_loss_scale_zero_skips_the_teacher_and_the_loss():
 def test_config_errors_name_the_problem(overrides, error, match):
     with pytest.raises(error, match=match):
         build(**overrides)
+
+
+def test_teacher_checkpoint_is_loaded_by_init_weights(tmp_path):
+    source = build()
+    path = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=source.teacher.state_dict()), path)
+    # Building needs no checkpoint (tools/test.py never loads it) ...
+    model = build(teacher_ckpt=str(tmp_path / 'missing.pth'))
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        model.init_weights()
+    model = build(teacher_ckpt=path)
+    with torch.no_grad():  # make the teacher differ until the checkpoint is loaded
+        for p in model.teacher.parameters():
+            p.fill_(0.5)
+    model.init_weights()
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, source.teacher.state_dict()[k]), k

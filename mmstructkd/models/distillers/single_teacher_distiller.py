@@ -46,7 +46,9 @@ class SingleTeacherDistiller(BaseModel):
         teacher (dict | nn.Module): The teacher, likewise; usually
             ``dict(cfg_path='mmseg::pspnet/pspnet_r101-d8_...py')``.
         teacher_ckpt (str, optional): Local path or URL of the teacher's weights, loaded on the
-            CPU. Without it the teacher keeps its config's initialisation (a warning says so).
+            CPU by :meth:`init_weights` (the Runner calls it before training, not before
+            testing, so ``tools/test.py`` never needs it). Without it the teacher keeps its
+            config's initialisation (a warning says so).
         teacher_ckpt_strict (bool): Whether missing/unexpected teacher keys are errors.
         student_recorders (dict, optional): Name -> recorder config on the student, e.g.
             ``dict(logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'))``.
@@ -96,11 +98,8 @@ class SingleTeacherDistiller(BaseModel):
         self.teacher_input_adapter = TeacherInputAdapter(
             self.student.data_preprocessor, getattr(self.teacher, 'data_preprocessor', None))
         self.teacher_ckpt = teacher_ckpt
-        if teacher_ckpt is not None:
-            load_teacher_checkpoint(self.teacher, teacher_ckpt, strict=teacher_ckpt_strict)
-            # Its weights come from the checkpoint: init_weights must not overwrite them.
-            self.teacher._is_init = True
-        else:
+        self.teacher_ckpt_strict = teacher_ckpt_strict
+        if teacher_ckpt is None:
             print_log(
                 'SingleTeacherDistiller: no teacher_ckpt given, so the teacher keeps the '
                 "initialisation of its config (random where it has no init_cfg). Distilling "
@@ -179,6 +178,15 @@ class SingleTeacherDistiller(BaseModel):
         if connector is not None and connector not in self.connectors:
             raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
                              f'{sorted(self.connectors)}.')
+
+    def init_weights(self) -> None:
+        """Load the teacher checkpoint, then initialise the rest (the student by its config)."""
+        if self.teacher_ckpt is not None:
+            load_teacher_checkpoint(self.teacher, self.teacher_ckpt,
+                                    strict=self.teacher_ckpt_strict)
+            # Its weights come from the checkpoint: the teacher's own init must not run.
+            self.teacher._is_init = True
+        super().init_weights()
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> 'SingleTeacherDistiller':
