@@ -24,6 +24,7 @@ def fake_batch(cfg, model, size=64):
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample
         samples = [SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 4, (1, size, size))),
+                                 gt_depth_map=PixelData(data=torch.rand(1, size, size) * 10),
                                  metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                                pad_shape=(size, size)))
                    for _ in range(2)]
