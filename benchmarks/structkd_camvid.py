@@ -8,10 +8,12 @@
    +pixel+pair+holistic, with the same schedule, for each seed.
 
 Every run is a normal mmengine Runner on a config of ``configs/structkd/`` and writes
-``<work-dir>/<run>/result.json``; a finished run is reused and an interrupted one resumes from
-its last checkpoint, so the benchmark can be stopped and started again (it takes hours on 2
-cores). Prints a table of val mIoU (mean over seeds, each seed, training time), per-class IoU
-of the full method, writes ``benchmarks/results/structkd_camvid.json`` and, last,
+``benchmarks/results/structkd_camvid_runs/<run>.json`` (committed); a finished run is reused
+(the teacher while its checkpoint exists) and an interrupted one resumes from its last
+checkpoint in ``<work-dir>/<run>``, so the benchmark can be stopped and started again (it
+takes hours on 2 cores). Prints a table of val mIoU (mean over seeds, each seed, training
+time), per-class IoU of the full method, writes ``benchmarks/results/structkd_camvid.json``
+and, last,
 ``miou_gain=+X.XX spread=Y.YY``.
 
     python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 1000]
@@ -82,13 +84,20 @@ def imagenet_mobilenet_v2(work_dir: str) -> str:
 
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
-        teacher_ckpt: str = None) -> dict:
-    """Train one config (or reuse its finished result) and return its val metrics."""
+        teacher_ckpt: str = None, checkpoint_needed: bool = False) -> dict:
+    """Train one config (or reuse its finished result) and return its val metrics.
+
+    ``checkpoint_needed``: reuse the result only while the final checkpoint exists (the teacher's
+    is what the students distil from).
+    """
     work_dir = osp.join(args.work_dir, name)
-    result_file = osp.join(work_dir, 'result.json')
-    if osp.isfile(result_file):
+    # Finished runs are kept beside the summary (committed), so a new machine skips them; the
+    # teacher is only reused while its checkpoint exists (the students need it).
+    result_file = osp.join(osp.splitext(args.results)[0] + '_runs', f'{name}.json')
+    checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
+    if osp.isfile(result_file) and (not checkpoint_needed or osp.isfile(checkpoint)):
         with open(result_file) as f:
-            return json.load(f)
+            return dict(json.load(f), checkpoint=checkpoint)
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
@@ -117,11 +126,11 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
                   train_time_s=round(step_time * iters, 1),
                   wall_time_this_invocation_s=round(wall_time, 1),
                   resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
-                  aAcc=float(metrics['aAcc']), per_class_iou=per_class,
-                  checkpoint=osp.join(work_dir, f'iter_{iters}.pth'))
+                  aAcc=float(metrics['aAcc']), per_class_iou=per_class)
+    os.makedirs(osp.dirname(result_file), exist_ok=True)
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=2)
-    return result
+    return dict(result, checkpoint=checkpoint)
 
 
 def capture_per_class_iou(runner) -> dict:
@@ -147,7 +156,8 @@ def main():
     args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     pretrained = imagenet_mobilenet_v2(args.work_dir)
-    teacher = run('teacher', TEACHER, args, args.teacher_iters, 0, pretrained)
+    teacher = run('teacher', TEACHER, args, args.teacher_iters, 0, pretrained,
+                  checkpoint_needed=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
     runs = {}
     for seed in args.seeds:
