@@ -29,6 +29,7 @@ import tempfile
 import time
 import zipfile
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -118,8 +119,9 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     runner.train()
     wall_time = time.perf_counter() - start
     # A resumed run's wall time covers only its last part: the training time is estimated
-    # from the step times the message hub keeps (all iterations, restored on resume).
-    step_time = float(runner.message_hub.get_scalar('train/time').mean())
+    # from the step times the message hub keeps (all iterations, restored on resume); the
+    # median ignores steps slowed down by other jobs on the same cores.
+    step_time = float(np.median(runner.message_hub.get_scalar('train/time').data[0]))
     per_class = capture_per_class_iou(runner)
     metrics = runner.val()
     result = dict(config=config, seed=seed, iters=iters, step_time_s=round(step_time, 3),
