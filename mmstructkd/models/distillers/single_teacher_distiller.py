@@ -261,6 +261,7 @@ class SingleTeacherDistiller(BaseModel):
         losses: Dict[str, Tensor] = {}
         cache: Dict[tuple, Any] = {}  # a tensor mapped to several losses is fetched once
         device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
+        auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs))  # once per step
         for name, loss_module in self.distill_losses.items():
             scale = self.loss_scales[name]
             if scale == 0:
@@ -268,7 +269,6 @@ class SingleTeacherDistiller(BaseModel):
             mapping = self.loss_forward_mappings.get(name, {})
             kwargs = {arg: _to_fp32(self._fetch(spec, cache)) for arg, spec in mapping.items()}
             used_connectors.update(spec.get('connector') for spec in mapping.values())
-            auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs))
             kwargs.update({arg: auto[arg] for arg in self._auto_args[name]})
             with torch.autocast(device_type=device_type, enabled=False):
                 value = loss_module(**kwargs)
