@@ -16,7 +16,7 @@ time), per-class IoU of the full method, writes ``benchmarks/results/structkd_ca
 and, last,
 ``miou_gain=+X.XX spread=Y.YY``.
 
-    python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 1000]
+    python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 600]
 """
 import argparse
 import glob
@@ -59,7 +59,7 @@ def parse_args():
                                                        'structkd_camvid'))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--teacher-iters', type=int, default=1500)
-    parser.add_argument('--student-iters', type=int, default=1000)
+    parser.add_argument('--student-iters', type=int, default=600)
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
