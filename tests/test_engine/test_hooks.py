@@ -14,6 +14,25 @@ def test_schedule_values_step_and_linear():
     assert [warm.value_at('any', t) for t in range(6)] == [0, 0.25, 0.5, 0.75, 1, 1]
 
 
+def test_linear_schedule_by_epoch_moves_every_iteration():
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+    model = SimpleNamespace(loss_scales=dict(loss_hcl=1.0))
+    runner = SimpleNamespace(model=model, epoch=1, train_dataloader=[None] * 4,
+                             message_hub=MessageHub.get_instance('test_linear_by_epoch'))
+    warm = DistillLossWeightHook(dict(loss_hcl=[(0, 0.0), (2, 1.0)]), by_epoch=True,
+                                 linear=True)
+    seen = []
+    for batch_idx in range(4):  # epoch 1 of a 0 -> 1 warm-up over 2 epochs: 0.5 ... 0.875
+        warm.before_train_iter(runner, batch_idx)
+        seen.append(model.loss_scales['loss_hcl'])
+    assert seen == [0.5, 0.625, 0.75, 0.875]
+    step = DistillLossWeightHook(dict(loss_hcl=[(0, 0.0), (2, 1.0)]), by_epoch=True)
+    step.before_train_iter(runner, 3)
+    assert model.loss_scales['loss_hcl'] == 0.0  # a step schedule holds for the whole epoch
+
+
 def test_bad_schedules_are_refused():
     with pytest.raises(ValueError, match='sorted'):
         DistillLossWeightHook(dict(loss_kd=[(4, 1.0), (2, 0.0)]))

@@ -30,8 +30,9 @@ class DistillLossWeightHook(Hook):
             without its own entry) -> points ``[(start, value), ...]`` sorted by ``start``.
             Before the first point the multiplier is 1.
         by_epoch (bool): Whether ``start`` counts epochs (else iterations). Defaults to False.
-        linear (bool): Interpolate linearly between points (e.g. a warm-up from 0 to 1);
-            otherwise each value holds until the next point. Defaults to False.
+        linear (bool): Interpolate linearly between points (e.g. a warm-up from 0 to 1),
+            every iteration (by epoch: at fractional epochs); otherwise each value holds until
+            the next point. Defaults to False.
 
     Example:
         >>> # warm the KD loss up over 1000 iterations, stop it at 20000
@@ -58,7 +59,7 @@ class DistillLossWeightHook(Hook):
         self.linear = linear
         self._last: Dict[str, float] = {}
 
-    def value_at(self, name: str, t: int) -> float:
+    def value_at(self, name: str, t: float) -> float:
         """The multiplier of loss ``name`` at iteration/epoch ``t``."""
         points = self.schedule.get(name, self.schedule.get('*'))
         if points is None:
@@ -82,6 +83,9 @@ class DistillLossWeightHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None):
         distiller = get_distiller(runner)
         t = runner.epoch if self.by_epoch else runner.iter
+        if self.by_epoch and self.linear:
+            # A linear schedule by epoch moves every iteration: fractional epochs.
+            t = t + batch_idx / max(len(runner.train_dataloader), 1)
         for name in distiller.loss_scales:
             value = self.value_at(name, t)
             distiller.loss_scales[name] = value

@@ -1,3 +1,5 @@
+from .abf import ABF
 from .conv_connector import ConvConnector
+from .review_kd_connector import ReviewKDConnector
 
-__all__ = ['ConvConnector']
+__all__ = ['ConvConnector', 'ABF', 'ReviewKDConnector']

@@ -59,7 +59,9 @@ class SingleTeacherDistiller(BaseModel):
             (mmengine sums only those); each is logged as ``distill.<name>``.
         loss_forward_mappings (dict, optional): Loss name -> {argument name -> mapping}. A
             mapping is ``dict(from_student=bool, recorder=name, record_idx=None|int|'all',
-            data_idx=None|int, connector=None|name)``.
+            data_idx=None|int, connector=None|name)``; ``recorder`` may be a list of names,
+            which gives the loss (or the connector) a list of tensors, one per recorder (e.g.
+            one per backbone stage).
         calculate_student_loss (bool): Add the student's own task losses (logged as
             ``student.<name>``). Defaults to True.
         teacher_forward (str): ``'auto'`` stops the teacher's forward once its recorders are
@@ -171,9 +173,17 @@ class SingleTeacherDistiller(BaseModel):
                              f'{sorted(MAPPING_KEYS)}')
         recorders = self.student_recorders if spec['from_student'] else self.teacher_recorders
         side = 'student' if spec['from_student'] else 'teacher'
-        if spec['recorder'] not in recorders:
-            raise ValueError(f'{where}: no {side} recorder named "{spec["recorder"]}"; '
-                             f'{side}_recorders defines {sorted(recorders.recorders)}.')
+        names = spec['recorder']
+        if isinstance(names, (list, tuple)):
+            if not names or not all(isinstance(n, str) for n in names):
+                raise ValueError(f'{where}: recorder must be a name or a non-empty list of '
+                                 f'names, got {names!r}')
+        else:
+            names = [names]
+        for name in names:
+            if name not in recorders:
+                raise ValueError(f'{where}: no {side} recorder named "{name}"; '
+                                 f'{side}_recorders defines {sorted(recorders.recorders)}.')
         connector = spec.get('connector')
         if connector is not None and connector not in self.connectors:
             raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
@@ -280,13 +290,17 @@ class SingleTeacherDistiller(BaseModel):
         return losses
 
     def _fetch(self, spec: dict, cache: Dict[tuple, Any]) -> Any:
-        key = (spec['from_student'], spec['recorder'], spec.get('record_idx'),
-               spec.get('data_idx'), spec.get('connector'))
+        names = spec['recorder']
+        key = (spec['from_student'], tuple(names) if isinstance(names, list) else names,
+               spec.get('record_idx'), spec.get('data_idx'), spec.get('connector'))
         if key not in cache:
             recorders = self.student_recorders if spec['from_student'] \
                 else self.teacher_recorders
-            data = recorders.get(spec['recorder'], spec.get('record_idx'),
-                                 spec.get('data_idx'))
+            if isinstance(names, (list, tuple)):  # e.g. one tensor per stage, for ReviewKD
+                data = [recorders.get(n, spec.get('record_idx'), spec.get('data_idx'))
+                        for n in names]
+            else:
+                data = recorders.get(names, spec.get('record_idx'), spec.get('data_idx'))
             if spec.get('connector') is not None:
                 data = self.connectors[spec['connector']](data)
             cache[key] = data

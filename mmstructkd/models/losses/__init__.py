@@ -1,6 +1,7 @@
 from .feature_mse_loss import FeatureMSELoss
+from .hcl_loss import HCLLoss
 from .kd_loss import KDLoss
 from .pair_wise_loss import PairWiseLoss
 from .pixel_wise_loss import PixelWiseLoss
 
-__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss']
+__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss']

@@ -1,0 +1,24 @@
+# ReviewKD on the FPN levels: Faster R-CNN R101 (teacher, 39.4 box AP released checkpoint) into
+# Faster R-CNN R50 on COCO. The five FPN outputs (P2-P6, 256 wide in both) are reviewed from P6
+# down to P2 by ABFs and compared with the teacher's by HCL (weight 1.0, the paper's code).
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_1x_coco/faster_rcnn_r101_fpn_1x_coco_20200130-f513f705.pth'  # noqa: E501
+model = dict(
+    _delete_=True,
+    type='mmstructkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
+                 pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+    teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+    connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[256] * 5,
+                                out_channels=[256] * 5, mid_channels=256)),
+    distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_hcl=dict(
+            preds_S=dict(from_student=True, recorder='fpn', connector='review'),
+            preds_T=dict(from_student=False, recorder='fpn'))))
+custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

@@ -1,0 +1,79 @@
+"""Attention-based fusion (ABF), the building block of ReviewKD's review path."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmstructkd.registry import MODELS
+
+
+@MODELS.register_module()
+class ABF(BaseModule):
+    """Fuses one student stage with the already-fused deeper stages (Chen et al., 2021, Fig. 4).
+
+    ``x`` is brought to ``mid_channels`` by a 1x1 conv + norm. If ``fuse``, the fused deeper
+    feature (``residual``, ``mid_channels`` wide, any size) is resized to ``x``'s size, the two
+    are concatenated and a 1x1 conv with a sigmoid gives two spatial attention maps that weight
+    them: ``x' = x * a0 + residual * a1``. A 3x3 conv + norm maps ``x'`` to ``out_channels``
+    (the teacher's width) for the loss, and ``x'`` itself goes on to the next, shallower stage.
+
+    Args:
+        in_channels (int): Channels of the student stage.
+        mid_channels (int): Width of the fusion (and of the residual passed on).
+        out_channels (int): Channels of the teacher stage it is compared with.
+        fuse (bool): Whether a deeper residual is fused in (False for the deepest stage).
+        norm_cfg (dict): Norm after both convs. Defaults to ``dict(type='BN')``.
+        upsample_mode (str): How the residual is resized. Defaults to ``'nearest'`` (paper).
+        init_cfg (dict, optional): Initialisation config; by default the convs get Kaiming
+            uniform init with ``a=1`` (the paper's code).
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, fuse: bool,
+                 norm_cfg: dict = dict(type='BN'), upsample_mode: str = 'nearest',
+                 init_cfg: Optional[dict] = dict(type='Kaiming', layer='Conv2d', a=1,
+                                                 distribution='uniform')) -> None:
+        super().__init__(init_cfg)
+        self.in_channels = in_channels
+        self.mid_channels = mid_channels
+        self.upsample_mode = upsample_mode
+        self.reduce = ConvModule(in_channels, mid_channels, 1, bias=False, norm_cfg=norm_cfg,
+                                 act_cfg=None)
+        self.project = ConvModule(mid_channels, out_channels, 3, padding=1, bias=False,
+                                  norm_cfg=norm_cfg, act_cfg=None)
+        self.attention = nn.Conv2d(2 * mid_channels, 2, 1) if fuse else None
+
+    @property
+    def fuse(self) -> bool:
+        return self.attention is not None
+
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Fuse one stage.
+
+        Args:
+            x (Tensor): Student stage, shape (N, in_channels, H, W).
+            residual (Tensor, optional): Fused deeper stages, shape (N, mid_channels, H', W');
+                required if and only if ``fuse``.
+
+        Returns:
+            tuple[Tensor, Tensor]: The output for the loss, shape (N, out_channels, H, W), and
+            the fused feature for the next stage, shape (N, mid_channels, H, W).
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ABF expects a student stage of shape (N, {self.in_channels}, H, '
+                             f'W), got {tuple(x.shape)}; set in_channels to match the recorded '
+                             'stage.')
+        x = self.reduce(x)
+        if self.fuse:
+            if residual is None:
+                raise ValueError('ABF(fuse=True) needs the fused deeper stage (residual).')
+            if residual.shape[-2:] != x.shape[-2:]:
+                residual = F.interpolate(residual, size=x.shape[-2:], mode=self.upsample_mode)
+            attention = torch.sigmoid(self.attention(torch.cat([x, residual], dim=1)))
+            x = x * attention[:, 0:1] + residual * attention[:, 1:2]
+        elif residual is not None:
+            raise ValueError('ABF(fuse=False) got a residual: only the deepest stage has no '
+                             'fusion.')
+        return self.project(x), x
