@@ -1,21 +1,29 @@
-"""Fashion-MNIST for the classification benchmarks: the data and the shared teacher.
+"""Fashion-MNIST for the classification benchmarks: data, shared runs, the comparison.
 
 The data comes from Debian's package ``dataset-fashion-mnist`` (``apt-get download``, unpacked
 with ``dpkg-deb``; nothing is installed), gunzipped to the idx files mmpretrain's
-``FashionMNIST`` reads. The teacher (``configs/baselines/resnet18-w32_...``) is trained once and
-shared by every script that distils from it.
+``FashionMNIST`` reads. The teacher (``configs/baselines/resnet18-w32_...``, all 60000 training
+images), the student alone and logit KD are trained once and shared by every benchmark that
+compares with them (``benchmarks/results/fashion_mnist_runs``); each benchmark adds its own
+method's runs (``benchmarks/results/<benchmark>_runs``). :func:`compare` runs the whole
+comparison and reports it.
 """
+import argparse
 import glob
 import gzip
+import json
 import os
 import os.path as osp
 import shutil
 import subprocess
 import tempfile
+from typing import Dict, Optional
 
+import torch
 from mmengine.config import Config
 
-from common import REPO_ROOT, run_config
+# isort: split
+from common import REPO_ROOT, markdown_table, run_config, seed_stats
 
 DATA_ROOT = osp.join(REPO_ROOT, 'data', 'fashion_mnist')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'fashion_mnist')
@@ -23,6 +31,11 @@ TEACHER_CONFIG = osp.join(REPO_ROOT, 'configs', 'baselines',
                           'resnet18-w32_cifar_1xb128-15e_fashion-mnist.py')
 STUDENT_CONFIG = osp.join(REPO_ROOT, 'configs', 'baselines',
                           'resnet18-w8_cifar_1xb128-15e_fashion-mnist.py')
+#: Logit KD of the same pair: the comparison of every Fashion-MNIST distillation benchmark.
+KD_CONFIG = osp.join(REPO_ROOT, 'configs', 'kd',
+                     'kd_resnet18-w32_resnet18-w8_1xb128-15e_fashion-mnist.py')
+#: Variants whose runs every benchmark shares (same config, schedule, data, seeds).
+SHARED_VARIANTS = ('student', 'kd')
 FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
          't10k-labels-idx1-ubyte')
 
@@ -45,24 +58,154 @@ def prepare_data(root: str = DATA_ROOT) -> str:
     return root
 
 
-def configure(cfg: Config, seed: int, epochs: int, data_root: str) -> Config:
-    """Point a Fashion-MNIST config at the data and set seed and schedule length."""
+def configure(cfg: Config, seed: int, epochs: int, data_root: str,
+              subset: Optional[int] = None) -> Config:
+    """Point a Fashion-MNIST config at the data and set seed and schedule length.
+
+    ``subset``: train on the first ``subset`` training images only (the dataset's ``indices``;
+    Fashion-MNIST's training file is not ordered by class). ``None`` keeps all 60000.
+    """
     cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = epochs + 1  # validated once, after training
+    # Validated once, after training (common.run_config): mmengine's loop would also validate
+    # at its last epoch whatever val_interval is, unless validation begins after it.
+    cfg.train_cfg.val_interval = epochs + 1
+    cfg.train_cfg.val_begin = epochs + 1
     for sched in cfg.param_scheduler:
         if sched.type == 'CosineAnnealingLR':
             sched.end = epochs
+    # A 1-epoch run (smoke tests) is all warm-up: the cosine part would be empty (an error).
+    cfg.param_scheduler = [s for s in cfg.param_scheduler
+                           if s.get('begin', 0) < s.get('end', float('inf'))]
     cfg.default_hooks.checkpoint.interval = 1
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
         cfg[loader].num_workers = 1
+    if subset is not None:
+        cfg.train_dataloader.dataset.indices = subset
     return cfg
 
 
-def teacher_checkpoint(epochs: int, results_dir: str, data_root: str = DATA_ROOT) -> tuple:
+def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
+    """The options every Fashion-MNIST benchmark shares (same defaults, so runs are shared)."""
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--epochs', type=int, default=15, help='student epochs')
+    parser.add_argument('--subset', type=int, default=10000,
+                        help='students train on the first N training images (0: all 60000)')
+    parser.add_argument('--teacher-epochs', type=int, default=5)
+    parser.add_argument('--teacher-subset', type=int, default=0,
+                        help='the teacher trains on the first N training images (0: all '
+                        '60000; smaller only for smoke tests)')
+    parser.add_argument('--data-root', default=DATA_ROOT)
+    parser.add_argument('--work-dir', default=WORK_ROOT,
+                        help='work dirs of the runs (teacher, student alone and logit KD are '
+                        'shared by the benchmarks that use the same folder and settings)')
+    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
+                                                      results))
+
+
+def shared_runs_dir(args: argparse.Namespace) -> str:
+    """Results of the runs every Fashion-MNIST benchmark shares (teacher, student, logit KD)."""
+    return osp.join(osp.dirname(osp.abspath(args.results)), 'fashion_mnist_runs')
+
+
+def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     """Train (or reuse) the shared teacher; return its checkpoint path and its result."""
-    cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, epochs, data_root)
-    result = run_config(f'teacher_{epochs}e', cfg, WORK_ROOT, results_dir,
-                        reuse_needs=f'epoch_{epochs}.pth')
-    return osp.join(result['work_dir'], f'epoch_{epochs}.pth'), result
+    subset = args.teacher_subset or None
+    cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, args.teacher_epochs, args.data_root,
+                    subset=subset)
+    name = f'teacher_{args.teacher_epochs}e-{subset or "all"}'
+    result = run_config(name, cfg, args.work_dir, shared_runs_dir(args),
+                        reuse_needs=f'epoch_{args.teacher_epochs}.pth')
+    return osp.join(result['work_dir'], f'epoch_{args.teacher_epochs}.pth'), result
+
+
+def train_student(variant: str, config: str, seed: int, args: argparse.Namespace,
+                  teacher_ckpt: str, runs_dir: str) -> dict:
+    """Train (or reuse) one student run of ``config`` and return its result.
+
+    The run name holds the schedule, the subset and (for distillers) the teacher, so runs of
+    other settings are never reused. ``student`` and ``kd`` runs are kept in the shared folder:
+    every benchmark compares with the same ones.
+    """
+    subset = args.subset or None
+    cfg = configure(Config.fromfile(config), seed, args.epochs, args.data_root, subset=subset)
+    name = f'{variant}_{args.epochs}e-{subset or "all"}'
+    if 'teacher' in cfg.model:  # a distiller
+        cfg.model.teacher_ckpt = teacher_ckpt
+        name += f'_t{args.teacher_epochs}e-{args.teacher_subset or "all"}'
+    if variant in SHARED_VARIANTS:
+        runs_dir = shared_runs_dir(args)
+    return run_config(f'{name}_seed{seed}', cfg, args.work_dir, runs_dir)
+
+
+METRIC = 'accuracy/top1'
+
+
+def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, baseline: str,
+            last_key: str) -> dict:
+    """Train the teacher and every variant for every seed, print the table, write the summary.
+
+    Args:
+        args: The options of :func:`add_arguments` (plus ``variants``, the ones to run).
+        variants (dict[str, str]): Variant name -> config, in table order.
+        method (str): The variant the benchmark is about.
+        baseline (str): The variant its headline gain is measured against.
+        last_key (str): Name of the gain in the last printed line,
+            ``<last_key>=+X.XX spread=Y.YY``.
+
+    Returns:
+        dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
+        top-1 over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
+        ``gain_over_<variant>`` for every other variant, settings, teacher and every run.
+    """
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
+    prepare_data(args.data_root)
+    runs_dir = osp.splitext(args.results)[0] + '_runs'
+    teacher_ckpt, teacher = teacher_checkpoint(args)
+    print(f'teacher: {teacher["metrics"][METRIC]:.2f} top-1 ({args.teacher_epochs} epochs)')
+    chosen = [v for v in variants if v in args.variants]
+    runs = {}
+    for seed in args.seeds:
+        for variant in chosen:
+            runs[(variant, seed)] = result = train_student(
+                variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
+            print(f'{variant} seed {seed}: {result["metrics"][METRIC]:.2f} top-1')
+
+    seeds = list(args.seeds)
+    top1 = {v: {s: runs[(v, s)]['metrics'][METRIC] for s in seeds} for v in chosen}
+    mean, spread = seed_stats(top1)
+    # A comparison whose variants were not run is NaN in the last line, null in the JSON.
+    gains = {other: (mean[method] - mean[other] if {method, other} <= set(mean)
+                     else float('nan')) for other in variants if other != method}
+    rows = [[v, mean[v]] + [top1[v][s] for s in seeds] +
+            [round(sum(runs[(v, s)]['train_time_s'] for s in seeds) / len(seeds))]
+            for v in chosen]
+    print(f'Fashion-MNIST test top-1 (10000 images); students: {args.epochs} epochs on '
+          f'{args.subset or 60000} training images, seeds {seeds}; teacher '
+          f'{teacher["metrics"][METRIC]:.2f} ({args.teacher_epochs} epochs on '
+          f'{args.teacher_subset or 60000})')
+    print(markdown_table(['variant', 'top-1 (mean)'] + [f'seed {s}' for s in seeds] +
+                         ['train time (s/run)'], rows))
+    summary = dict(
+        gain=_round(gains[baseline]), spread=_round(spread), method=method, baseline=baseline,
+        **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
+        mean_top1={v: round(m, 2) for v, m in mean.items()},
+        settings=dict(seeds=seeds, epochs=args.epochs, subset=args.subset or None,
+                      teacher_epochs=args.teacher_epochs,
+                      teacher_subset=args.teacher_subset or None),
+        teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
+        machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
+        runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], top1=top1[v][s],
+                   **{k: x for k, x in runs[(v, s)].items()
+                      if k not in ('work_dir', 'config', 'seed')})
+              for v in chosen for s in seeds])
+    os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
+    with open(args.results, 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
+    return summary
+
+
+def _round(x: float):
+    return None if x != x else round(x, 2)  # NaN -> null

@@ -156,7 +156,7 @@ def capture_per_class_iou(runner) -> dict:
 
 def main():
     args = parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     pretrained = imagenet_mobilenet_v2(args.work_dir)
     teacher = run('teacher', TEACHER, args, args.teacher_iters, 0, pretrained,
                   checkpoint_needed=True)

@@ -1,3 +1,4 @@
+from .batch_augments import *  # noqa: F401,F403  (STKDMixup only with mmpretrain)
 from .connectors import *  # noqa: F401,F403
 from .discriminators import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403

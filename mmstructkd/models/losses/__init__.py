@@ -3,5 +3,6 @@ from .hcl_loss import HCLLoss
 from .kd_loss import KDLoss
 from .pair_wise_loss import PairWiseLoss
 from .pixel_wise_loss import PixelWiseLoss
+from .stkd_loss import STKDLoss
 
-__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss']
+__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss']

@@ -1,0 +1,42 @@
+"""ReviewKD on Fashion-MNIST: does reviewing the stages beat the student alone and logit KD?
+
+Trains the shared teacher once (``configs/baselines/resnet18-w32_...``, all 60000 training
+images), then the student (``configs/baselines/resnet18-w8_...``) three ways with the same
+schedule, training subset and seeds: alone, with logit KD (``configs/kd/``) and with ReviewKD
+(``configs/reviewkd/``: four stages and the embedding, HCL). The teacher, the student alone and
+logit KD are shared with the other Fashion-MNIST benchmarks (``fashion_mnist.compare``).
+
+Every run is a normal mmengine Runner on its config: a finished run is reused from its result
+file (committed), an interrupted one resumes from its last checkpoint. Prints a table of test
+top-1 (mean over seeds, each seed, training time), writes
+``benchmarks/results/reviewkd_fashion_mnist.json`` and, last, ``top1_gain=+X.XX spread=Y.YY``
+(ReviewKD mean minus the student alone; the largest seed-to-seed difference of any variant).
+
+    python benchmarks/reviewkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 10000]
+"""
+import argparse
+import os.path as osp
+
+# isort: split
+# benchmarks/ helpers (this script's folder is on sys.path)
+from common import REPO_ROOT
+from fashion_mnist import KD_CONFIG, STUDENT_CONFIG, add_arguments, compare
+
+VARIANTS = {
+    'student': STUDENT_CONFIG,
+    'kd': KD_CONFIG,
+    'reviewkd': osp.join(REPO_ROOT, 'configs', 'reviewkd',
+                         'reviewkd_resnet18-w32_resnet18-w8_1xb128-15e_fashion-mnist.py'),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_arguments(parser, 'reviewkd_fashion_mnist.json')
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    compare(parser.parse_args(), VARIANTS, method='reviewkd', baseline='student',
+            last_key='top1_gain')
+
+
+if __name__ == '__main__':
+    main()
