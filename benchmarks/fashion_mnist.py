@@ -11,7 +11,6 @@ comparison and reports it.
 import argparse
 import glob
 import gzip
-import json
 import os
 import os.path as osp
 import shutil
@@ -19,11 +18,12 @@ import subprocess
 import tempfile
 from typing import Dict, Optional
 
-import torch
 from mmengine.config import Config
 
 # isort: split
-from common import REPO_ROOT, markdown_table, run_config, seed_stats
+from common import REPO_ROOT
+from common import compare as common_compare
+from common import run_config
 
 DATA_ROOT = osp.join(REPO_ROOT, 'data', 'fashion_mnist')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'fashion_mnist')
@@ -144,68 +144,18 @@ METRIC = 'accuracy/top1'
 
 def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, baseline: str,
             last_key: str) -> dict:
-    """Train the teacher and every variant for every seed, print the table, write the summary.
-
-    Args:
-        args: The options of :func:`add_arguments` (plus ``variants``, the ones to run).
-        variants (dict[str, str]): Variant name -> config, in table order.
-        method (str): The variant the benchmark is about.
-        baseline (str): The variant its headline gain is measured against.
-        last_key (str): Name of the gain in the last printed line,
-            ``<last_key>=+X.XX spread=Y.YY``.
-
-    Returns:
-        dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
-        top-1 over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
-        ``gain_over_<variant>`` for every other variant, settings, teacher and every run.
-    """
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
+    """Train the teacher and every variant for every seed, print the table, write the summary
+    (:func:`common.compare` on Fashion-MNIST's shared runs; test top-1)."""
     prepare_data(args.data_root)
-    runs_dir = osp.splitext(args.results)[0] + '_runs'
-    teacher_ckpt, teacher = teacher_checkpoint(args)
-    print(f'teacher: {teacher["metrics"][METRIC]:.2f} top-1 ({args.teacher_epochs} epochs)')
-    chosen = [v for v in variants if v in args.variants]
-    runs = {}
-    for seed in args.seeds:
-        for variant in chosen:
-            runs[(variant, seed)] = result = train_student(
-                variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
-            print(f'{variant} seed {seed}: {result["metrics"][METRIC]:.2f} top-1')
 
-    seeds = list(args.seeds)
-    top1 = {v: {s: runs[(v, s)]['metrics'][METRIC] for s in seeds} for v in chosen}
-    mean, spread = seed_stats(top1)
-    # A comparison whose variants were not run is NaN in the last line, null in the JSON.
-    gains = {other: (mean[method] - mean[other] if {method, other} <= set(mean)
-                     else float('nan')) for other in variants if other != method}
-    rows = [[v, mean[v]] + [top1[v][s] for s in seeds] +
-            [round(sum(runs[(v, s)]['train_time_s'] for s in seeds) / len(seeds))]
-            for v in chosen]
-    print(f'Fashion-MNIST test top-1 (10000 images); students: {args.epochs} epochs on '
-          f'{args.subset or 60000} training images, seeds {seeds}; teacher '
-          f'{teacher["metrics"][METRIC]:.2f} ({args.teacher_epochs} epochs on '
-          f'{args.teacher_subset or 60000})')
-    print(markdown_table(['variant', 'top-1 (mean)'] + [f'seed {s}' for s in seeds] +
-                         ['train time (s/run)'], rows))
-    summary = dict(
-        gain=_round(gains[baseline]), spread=_round(spread), method=method, baseline=baseline,
-        **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
-        mean_top1={v: round(m, 2) for v, m in mean.items()},
-        settings=dict(seeds=seeds, epochs=args.epochs, subset=args.subset or None,
-                      teacher_epochs=args.teacher_epochs,
-                      teacher_subset=args.teacher_subset or None),
-        teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
-        machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
-        runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], top1=top1[v][s],
-                   **{k: x for k, x in runs[(v, s)].items()
-                      if k not in ('work_dir', 'config', 'seed')})
-              for v in chosen for s in seeds])
-    os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
-    with open(args.results, 'w') as f:
-        json.dump(summary, f, indent=2)
-    print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
-    return summary
+    def header(teacher: dict) -> str:
+        return (f'Fashion-MNIST test top-1 (10000 images); students: {args.epochs} epochs on '
+                f'{args.subset or 60000} training images, seeds {list(args.seeds)}; teacher '
+                f'{teacher["metrics"][METRIC]:.2f} ({args.teacher_epochs} epochs on '
+                f'{args.teacher_subset or 60000})')
 
-
-def _round(x: float):
-    return None if x != x else round(x, 2)  # NaN -> null
+    settings = dict(seeds=list(args.seeds), epochs=args.epochs, subset=args.subset or None,
+                    teacher_epochs=args.teacher_epochs,
+                    teacher_subset=args.teacher_subset or None)
+    return common_compare(args, variants, method, baseline, last_key, METRIC, 'top-1',
+                          teacher_checkpoint, train_student, header, settings)

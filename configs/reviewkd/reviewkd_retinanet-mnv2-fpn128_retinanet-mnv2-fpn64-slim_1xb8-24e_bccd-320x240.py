@@ -1,0 +1,23 @@
+# ReviewKD on BCCD (the CPU benchmark, benchmarks/reviewkd_bccd.py): the 128-wide RetinaNet
+# teacher into the slim 64-wide student (configs/baselines/), five FPN levels reviewed from P7
+# down to P3, HCL weight 1.0 (the paper's RetinaNet setting).
+_base_ = ['../baselines/retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py']
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='mmstructkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(cfg_path='{{fileDirname}}/../baselines/'
+                          'retinanet_mobilenetv2_fpn128_1xb8-24e_bccd-320x240.py'),
+    teacher_ckpt=None,  # set to the teacher's trained checkpoint (the benchmark does)
+    student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+    teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+    connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[64] * 5,
+                                out_channels=[128] * 5, mid_channels=64)),
+    distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        loss_hcl=dict(
+            preds_S=dict(from_student=True, recorder='fpn', connector='review'),
+            preds_T=dict(from_student=False, recorder='fpn'))))
+custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]
