@@ -13,6 +13,7 @@ from mmstructkd.registry import MODELS, build_own
 from mmstructkd.utils import build_model_from_spec, load_teacher_checkpoint
 from .partial_forward import PartialForward
 from .teacher_inputs import TeacherInputAdapter
+from .teacher_runtime import TeacherRuntime
 
 #: Loss arguments with these names are filled in by the distiller when no mapping names them.
 AUTO_ARGS = ('data_samples', 'inputs')
@@ -35,7 +36,8 @@ class SingleTeacherDistiller(BaseModel):
 
     One training step: the student's data preprocessor prepares the batch (teacher and student
     see the same tensor); the teacher runs in eval mode under ``no_grad``, only as far as its
-    recorders need; the student runs ``mode='loss'`` with its recorders on; every distillation
+    recorders need, optionally cheaper (``teacher_runtime``: bf16/fp16 autocast, channels_last,
+    ``torch.compile``); the student runs ``mode='loss'`` with its recorders on; every distillation
     loss gets its arguments from ``loss_forward_mappings`` (recorded tensors, optionally through
     a connector, and ``data_samples`` / ``inputs`` when its ``forward`` asks for them).
     Validation and testing run the student alone.
@@ -65,7 +67,17 @@ class SingleTeacherDistiller(BaseModel):
         calculate_student_loss (bool): Add the student's own task losses (logged as
             ``student.<name>``). Defaults to True.
         teacher_forward (str): ``'auto'`` stops the teacher's forward once its recorders are
-            complete; ``'full'`` always runs it to the end. Defaults to ``'auto'``.
+            complete; ``'full'`` always runs it to the end. Defaults to ``'auto'``. Compiling
+            the teacher needs ``'full'``: ``'auto'`` stops the forward by raising an exception
+            from a forward hook, on which ``torch.compile`` gives up and runs the whole teacher
+            eagerly.
+        teacher_runtime (dict, optional): How the teacher's forward runs:
+            ``dict(precision='inherit'|'fp32'|'bf16'|'fp16', flush_denormal=False,
+            channels_last=False, compile=False, check_deviation=True)`` (these are the
+            defaults; see :class:`TeacherRuntime`). Settings that change the teacher's outputs
+            measurably are off by default; when one is on, the first step logs the deviation of the
+            teacher's recorded outputs from the fp32 teacher (kept in
+            :attr:`teacher_deviation`). Losses always get fp32 inputs.
         teacher_mode (str): The ``mode`` the teacher's forward runs in. Defaults to
             ``'tensor'`` (backbone, neck and head outputs; no losses, no post-processing).
         data_preprocessor (dict, optional): The student's data preprocessor config when the
@@ -89,6 +101,7 @@ class SingleTeacherDistiller(BaseModel):
                  calculate_student_loss: bool = True,
                  teacher_forward: str = 'auto',
                  teacher_mode: str = 'tensor',
+                 teacher_runtime: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         # A data_preprocessor given here is what the Runner passes from a config's top level
@@ -121,6 +134,18 @@ class SingleTeacherDistiller(BaseModel):
         self.teacher_recorders.prepare(self.teacher)
         self._teacher_forward = PartialForward(
             self.teacher, self.teacher_recorders, enabled=teacher_forward == 'auto')
+        self.teacher_runtime = TeacherRuntime.from_config(
+            self.teacher, self.teacher_recorders, teacher_runtime)
+        if self.teacher_runtime.compiles and teacher_forward == 'auto':
+            # Checked with torch 2.14: Dynamo cannot trace the exception PartialForward raises
+            # from its stop hook and falls back to eager for the whole teacher forward, so the
+            # compile would cost its time and speed up nothing.
+            raise ValueError(
+                'teacher_runtime.compile needs teacher_forward="full": the early stop of '
+                'teacher_forward="auto" raises an exception from a forward hook, on which '
+                'torch.compile falls back to running the whole teacher eagerly. Set '
+                'teacher_forward="full" to compile the full forward, or compile=False to keep '
+                'stopping the eager teacher after its last recorder.')
 
         self.connectors = nn.ModuleDict(
             {name: build_own(MODELS, cfg) for name, cfg in (connectors or {}).items()})
@@ -213,6 +238,12 @@ class SingleTeacherDistiller(BaseModel):
         return self.student(inputs, data_samples, mode=mode)
 
     @property
+    def teacher_deviation(self) -> Optional[Dict[str, Dict[str, Optional[float]]]]:
+        """Per teacher recorder, how far the cheap teacher (``teacher_runtime``) is from the
+        fp32 one on the first checked batch (see :func:`output_deviation`); None until then."""
+        return self.teacher_runtime.deviation
+
+    @property
     def distillation_active(self) -> bool:
         """False once every loss scale is 0 (e.g. after ``StopDistillationHook``)."""
         return any(self.loss_scales[name] != 0 for name in self.distill_losses)
@@ -228,10 +259,15 @@ class SingleTeacherDistiller(BaseModel):
         distill = self.distillation_active
         try:
             if distill and len(self.teacher_recorders):
+                # no_grad, not inference_mode: tensors made under inference_mode cannot be saved
+                # for backward, and losses such as F.mse_loss(student, teacher) (HCLLoss) save
+                # their teacher argument ("Inference tensors cannot be saved for backward").
                 with self.teacher_recorders.recording(), torch.no_grad():
                     teacher_inputs = self.teacher_input_adapter(inputs)
-                    self._teacher_forward(
-                        lambda: self.teacher(teacher_inputs, data_samples, mode=self.teacher_mode))
+                    self.teacher_runtime.run(
+                        lambda model, x: self._teacher_forward(
+                            lambda: model(x, data_samples, mode=self.teacher_mode)),
+                        teacher_inputs)
             with self.student_recorders.recording():
                 if self.calculate_student_loss:
                     student_losses = self.student(inputs, data_samples, mode='loss')
