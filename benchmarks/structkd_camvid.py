@@ -138,9 +138,12 @@ def main():
                   checkpoint_needed=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
     runs = {}
-    for seed in args.seeds:
-        for variant in args.variants:
-            name = f'{variant.strip("+").replace("+", "-")}_seed{seed}'
+    # Variant by variant (all seeds of one before the next): an interrupted benchmark has
+    # complete seed sets for the variants it finished.
+    for variant in args.variants:
+        for seed in args.seeds:
+            # The schedule is in the name: a run of another length is never reused.
+            name = f'{variant.strip("+").replace("+", "-")}_{args.student_iters}it_seed{seed}'
             runs[(variant, seed)] = run(name, STUDENTS[variant], args, args.student_iters, seed,
                                         pretrained, teacher_ckpt=teacher['checkpoint'])
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
