@@ -90,9 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     """The options every Fashion-MNIST benchmark shares (same defaults, so runs are shared)."""
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--epochs', type=int, default=15, help='student epochs')
-    parser.add_argument('--subset', type=int, default=10000,
+    parser.add_argument('--subset', type=int, default=5000,
                         help='students train on the first N training images (0: all 60000)')
-    parser.add_argument('--teacher-epochs', type=int, default=5)
+    parser.add_argument('--teacher-epochs', type=int, default=3)
     parser.add_argument('--teacher-subset', type=int, default=0,
                         help='the teacher trains on the first N training images (0: all '
                         '60000; smaller only for smoke tests)')

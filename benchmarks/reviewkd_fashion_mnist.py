@@ -12,7 +12,7 @@ top-1 (mean over seeds, each seed, training time), writes
 ``benchmarks/results/reviewkd_fashion_mnist.json`` and, last, ``top1_gain=+X.XX spread=Y.YY``
 (ReviewKD mean minus the student alone; the largest seed-to-seed difference of any variant).
 
-    python benchmarks/reviewkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 10000]
+    python benchmarks/reviewkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 5000]
 """
 import argparse
 import os.path as osp

@@ -13,8 +13,8 @@ Prints a table of test top-1 (mean over seeds, each seed, training time), writes
 ``top1_gain_over_kd=+X.XX spread=Y.YY`` (STKD mean minus vanilla KD mean; the largest
 seed-to-seed difference of any variant).
 
-    python benchmarks/stkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 10000] \\
-        [--teacher-epochs 5]
+    python benchmarks/stkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
+        [--teacher-epochs 3]
 """
 import argparse
 import os.path as osp
