@@ -9,6 +9,7 @@ Configs that inherit a stock config keep that toolbox's ``default_scope`` (``mms
 ``type='mmstructkd.SingleTeacherDistiller'``. Inside a distiller, recorders, connectors and
 losses are built from these registries directly, so their configs need no prefix.
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -21,6 +22,8 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmstructkd.models
 #: Recorders: they are not ``nn.Module`` s, so they live with the task utilities as in mmrazor.
 TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, locations=['mmstructkd.models'])
+#: Dataset wrappers (ReplayableViews: replayable augmentation for the teacher-output cache).
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['mmstructkd.datasets'])
 #: Hooks that schedule or stop distillation and save student-only checkpoints.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmstructkd.engine'])
 #: Splits a distiller's parameters between generator (student side) and discriminator.

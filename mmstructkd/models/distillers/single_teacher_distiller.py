@@ -1,5 +1,6 @@
 """The single-teacher distiller: one frozen teacher, one student, configurable losses."""
 import inspect
+import json
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -12,6 +13,7 @@ from mmstructkd.models.recorders import RecorderManager
 from mmstructkd.registry import MODELS, build_own
 from mmstructkd.utils import build_model_from_spec, load_teacher_checkpoint
 from .partial_forward import PartialForward
+from .teacher_cache import Buffers, TeacherCache, weights_digest
 from .teacher_inputs import TeacherInputAdapter
 from .teacher_runtime import TeacherRuntime
 
@@ -78,6 +80,13 @@ class SingleTeacherDistiller(BaseModel):
             measurably are off by default; when one is on, the first step logs the deviation of the
             teacher's recorded outputs from the fp32 teacher (kept in
             :attr:`teacher_deviation`). Losses always get fp32 inputs.
+        teacher_cache (dict, optional): Read the teacher's recorded outputs from a disk cache
+            instead of recomputing them (offline teacher; :class:`TeacherCache`):
+            ``dict(dir=..., dtype='fp16', topk=None, scale=None, max_size_gb=20, verify=True)``,
+            ``topk`` / ``scale`` per teacher recorder (``dict(logits=5)``). Needs the training
+            dataset wrapped in ``mmstructkd.ReplayableViews`` (replayable augmentation, one
+            key per sample view) and no batch augments. A cache built for another teacher,
+            config or dataset is refused.
         teacher_mode (str): The ``mode`` the teacher's forward runs in. Defaults to
             ``'tensor'`` (backbone, neck and head outputs; no losses, no post-processing).
         data_preprocessor (dict, optional): The student's data preprocessor config when the
@@ -102,6 +111,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher_forward: str = 'auto',
                  teacher_mode: str = 'tensor',
                  teacher_runtime: Optional[dict] = None,
+                 teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         # A data_preprocessor given here is what the Runner passes from a config's top level
@@ -147,6 +157,10 @@ class SingleTeacherDistiller(BaseModel):
                 'teacher_forward="full" to compile the full forward, or compile=False to keep '
                 'stopping the eager teacher after its last recorder.')
 
+        self.teacher_cache = self._build_teacher_cache(
+            teacher_cache, teacher=teacher, teacher_recorders=teacher_recorders,
+            teacher_mode=teacher_mode, teacher_runtime=teacher_runtime)
+
         self.connectors = nn.ModuleDict(
             {name: build_own(MODELS, cfg) for name, cfg in (connectors or {}).items()})
         self.distill_losses = nn.ModuleDict()
@@ -159,6 +173,28 @@ class SingleTeacherDistiller(BaseModel):
         self._check_mappings()
         #: Runtime multiplier of each distillation loss, set by DistillLossWeightHook.
         self.loss_scales: Dict[str, float] = {name: 1.0 for name in self.distill_losses}
+
+    def _build_teacher_cache(self, cfg: Optional[dict], **fingerprint: Any
+                             ) -> Optional[TeacherCache]:
+        if not cfg:
+            return None
+        cfg = dict(cfg)
+        if 'dir' not in cfg:
+            raise ValueError("teacher_cache needs dir=<cache folder>, e.g. "
+                             "dict(dir='work_dirs/teacher_cache')")
+        if getattr(self.student.data_preprocessor, 'batch_augments', None) is not None:
+            raise ValueError(
+                'teacher_cache cannot be used with batch augments (the student\'s '
+                'data_preprocessor.batch_augments): they mix or change samples after the '
+                'dataset, so a cached teacher output would belong to another input.')
+        if not isinstance(fingerprint['teacher'], dict):  # a built module: its class
+            fingerprint['teacher'] = type(fingerprint['teacher']).__name__
+        fingerprint['teacher_recorders'] = {
+            name: repr(rec) for name, rec in self.teacher_recorders.recorders.items()}
+        fingerprint['recorders'] = sorted(self.teacher_recorders.recorders)
+        fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=repr))
+        return TeacherCache(fingerprint=fingerprint, weights_fn=lambda: weights_digest(
+            self.teacher), **cfg)
 
     # ------------------------------------------------------------------ set-up checks
     def _check_mappings(self) -> None:
@@ -259,15 +295,11 @@ class SingleTeacherDistiller(BaseModel):
         distill = self.distillation_active
         try:
             if distill and len(self.teacher_recorders):
-                # no_grad, not inference_mode: tensors made under inference_mode cannot be saved
-                # for backward, and losses such as F.mse_loss(student, teacher) (HCLLoss) save
-                # their teacher argument ("Inference tensors cannot be saved for backward").
-                with self.teacher_recorders.recording(), torch.no_grad():
-                    teacher_inputs = self.teacher_input_adapter(inputs)
-                    self.teacher_runtime.run(
-                        lambda model, x: self._teacher_forward(
-                            lambda: model(x, data_samples, mode=self.teacher_mode)),
-                        teacher_inputs)
+                if self.teacher_cache is None:
+                    self._run_teacher(inputs, data_samples)
+                else:
+                    self.teacher_recorders.set_buffers(
+                        self.teacher_cache.fetch(self._run_teacher, inputs, data_samples))
             with self.student_recorders.recording():
                 if self.calculate_student_loss:
                     student_losses = self.student(inputs, data_samples, mode='loss')
@@ -283,6 +315,20 @@ class SingleTeacherDistiller(BaseModel):
             self.teacher_recorders.reset()
             self.student_recorders.reset()
         return losses
+
+    def _run_teacher(self, inputs: Tensor, data_samples: Any) -> Buffers:
+        """Run the teacher on ``inputs`` (the student's batch) and return its recorder buffers
+        (they also stay in the recorders)."""
+        # no_grad, not inference_mode: tensors made under inference_mode cannot be saved for
+        # backward, and losses such as F.mse_loss(student, teacher) (HCLLoss) save their teacher
+        # argument ("Inference tensors cannot be saved for backward").
+        with self.teacher_recorders.recording(), torch.no_grad():
+            teacher_inputs = self.teacher_input_adapter(inputs)
+            self.teacher_runtime.run(
+                lambda model, x: self._teacher_forward(
+                    lambda: model(x, data_samples, mode=self.teacher_mode)),
+                teacher_inputs)
+        return self.teacher_recorders.buffers()
 
     def _touch_unused_connectors(self, losses: Dict[str, Tensor], used: set) -> None:
         """Give connectors that no loss used in this step a zero gradient.

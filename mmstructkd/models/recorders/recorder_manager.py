@@ -66,6 +66,19 @@ class RecorderManager:
             for recorder in self.recorders.values():
                 recorder.recording = False
 
+    def buffers(self) -> Dict[str, list]:
+        """Name -> a copy of the list of items each recorder holds now."""
+        return {name: list(rec.data_buffer) for name, rec in self.recorders.items()}
+
+    def set_buffers(self, buffers: Dict[str, list]) -> None:
+        """Fill the recorders as if a forward had recorded ``buffers`` (e.g. read from a
+        teacher-output cache); every recorder must be given."""
+        missing = sorted(set(self.recorders) - set(buffers))
+        if missing:
+            raise KeyError(f'set_buffers: no data for recorders {missing}')
+        for name, rec in self.recorders.items():
+            rec.data_buffer = list(buffers[name])
+
     def get(self, name: str, record_idx: Optional[Union[int, str]] = None,
             data_idx: Optional[int] = None) -> Any:
         if name not in self.recorders:
