@@ -17,8 +17,11 @@ from .teacher_cache import Buffers, TeacherCache, weights_digest
 from .teacher_inputs import TeacherInputAdapter
 from .teacher_runtime import TeacherRuntime
 
-#: Loss arguments with these names are filled in by the distiller when no mapping names them.
-AUTO_ARGS = ('data_samples', 'inputs')
+#: Loss arguments with these names are filled in by the distiller when no mapping names them:
+#: the batch's ground truth and images, the images in the teacher's normalisation, and the
+#: models themselves (for losses that run the frozen teacher on inputs of their own, or use
+#: the student's assigner, as classifier-to-detector distillation does).
+AUTO_ARGS = ('data_samples', 'inputs', 'teacher_inputs', 'student', 'teacher')
 #: Keys a mapping of a loss argument to a recorded tensor may have.
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector'}
 
@@ -353,7 +356,11 @@ class SingleTeacherDistiller(BaseModel):
         losses: Dict[str, Tensor] = {}
         cache: Dict[tuple, Any] = {}  # a tensor mapped to several losses is fetched once
         device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
-        auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs))  # once per step
+        auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs),  # once per step
+                    student=self.student, teacher=self.teacher)
+        if any('teacher_inputs' in args for args in self._auto_args.values()):
+            with torch.no_grad():
+                auto['teacher_inputs'] = _to_fp32(self.teacher_input_adapter(inputs))
         for name, loss_module in self.distill_losses.items():
             scale = self.loss_scales[name]
             if scale == 0:

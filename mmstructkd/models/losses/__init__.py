@@ -1,3 +1,4 @@
+from .cls2det_loss import Cls2DetLoss
 from .feature_mse_loss import FeatureMSELoss
 from .hcl_loss import HCLLoss
 from .kd_loss import KDLoss
@@ -5,4 +6,7 @@ from .pair_wise_loss import PairWiseLoss
 from .pixel_wise_loss import PixelWiseLoss
 from .stkd_loss import STKDLoss
 
-__all__ = ['KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss']
+__all__ = [
+    'KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss',
+    'Cls2DetLoss'
+]

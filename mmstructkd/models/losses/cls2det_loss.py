@@ -1,0 +1,248 @@
+"""Classifier-to-detector distillation (Guo, Alvarez, Salzmann, NeurIPS 2021)."""
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmstructkd.models.ops import (INPUT_LAYER, DetPositives, crop_and_resize,
+                                   detector_positives, expand_boxes, probe_layers)
+from mmstructkd.registry import MODELS
+
+
+def recognition_kd(logits: Tensor, teacher_logits: Tensor, activation: str,
+                   tau: float = 1.0) -> Tensor:
+    """KL from the teacher's class distribution to the detector's, per positive sample.
+
+    The teacher's ``softmax(t / tau)`` over the C object classes is the target.
+    ``'softmax'`` heads (C + 1 outputs, background last: SSD, the RoI head of Faster R-CNN):
+    ``KL(p_t || softmax(s / tau))`` where the teacher puts 0 on background, so the student is
+    also taught that the object is no background. ``'sigmoid'`` heads (C outputs: RetinaNet,
+    FCOS): the binary KL between ``p_t[c]`` and ``sigmoid(s[c] / tau)`` for every class c,
+    averaged over the classes (its scale does not grow with C).
+
+    Args:
+        logits (Tensor): Detector logits, shape (P, C) (sigmoid) or (P, C + 1) (softmax).
+        teacher_logits (Tensor): Teacher logits over the C detection classes, shape (P, C).
+        activation (str): ``'softmax'`` or ``'sigmoid'``.
+        tau (float): Temperature of both. Defaults to 1.0.
+
+    Returns:
+        Tensor: shape (P,), not yet multiplied by ``tau ** 2``.
+    """
+    num_classes = teacher_logits.shape[1]
+    p_t = F.softmax(teacher_logits.detach() / tau, dim=1)
+    s = logits / tau
+    if activation == 'softmax':
+        if logits.shape[1] != num_classes + 1:
+            raise ValueError(f'recognition_kd: a softmax head needs C + 1 = {num_classes + 1} '
+                             f'logits (background last), got {logits.shape[1]}.')
+        log_q = F.log_softmax(s, dim=1)[:, :num_classes]  # the background term is 0 * log q
+        return (torch.xlogy(p_t, p_t) - p_t * log_q).sum(dim=1)
+    if activation != 'sigmoid':
+        raise ValueError(f'activation must be "softmax" or "sigmoid", got {activation!r}')
+    if logits.shape[1] != num_classes:
+        raise ValueError(f'recognition_kd: a sigmoid head needs C = {num_classes} logits, got '
+                         f'{logits.shape[1]}.')
+    kl = (torch.xlogy(p_t, p_t) - p_t * F.logsigmoid(s) + torch.xlogy(1 - p_t, 1 - p_t) -
+          (1 - p_t) * F.logsigmoid(-s))
+    return kl.mean(dim=1)
+
+
+def localization_l1(pred_feats: Sequence[Tensor], gt_feats: Sequence[Tensor],
+                    pool_sizes: Sequence[Optional[int]]) -> Tensor:
+    """Mean absolute difference of teacher features of predicted and ground-truth crops.
+
+    Args:
+        pred_feats (Sequence[Tensor]): Per layer, features of the predicted-box crops, shape
+            (P, C_l, H_l, W_l); gradients flow back to the boxes.
+        gt_feats (Sequence[Tensor]): Per layer, of the ground-truth crops, same shapes.
+        pool_sizes (Sequence[int | None]): Per layer, adaptive average pooling to ``k x k``
+            before the comparison (None: compare at full resolution).
+
+    Returns:
+        Tensor: shape (P,): the L1 mean over channels and positions, averaged over layers.
+    """
+    per_layer = []
+    for pred, gt, k in zip(pred_feats, gt_feats, pool_sizes):
+        if k is not None:
+            pred, gt = F.adaptive_avg_pool2d(pred, k), F.adaptive_avg_pool2d(gt, k)
+        per_layer.append((pred - gt.detach()).abs().flatten(1).mean(dim=1))
+    return torch.stack(per_layer).mean(dim=0)
+
+
+@MODELS.register_module()
+class Cls2DetLoss(nn.Module):
+    """Distils an image classifier (teacher) into a detector's positives (student).
+
+    "Distilling Image Classifiers in Object Detectors" (Guo, Alvarez, Salzmann, NeurIPS 2021).
+    The classifier was trained on object crops of the detection data
+    (``tools/dataset_converters/coco_to_crops.py``). In every training step:
+
+    - **recognition**: each ground-truth box (grown by ``context``) is cropped from the batch
+      the detector sees, in the teacher's normalisation, and resized to ``crop_size``; the
+      teacher's class distribution of the crop is distilled (:func:`recognition_kd`) into the
+      classification output of every positive sample the detector's own assigner gave that
+      box (:func:`~mmstructkd.models.ops.detector_positives`);
+    - **localization**: for every positive, the predicted box and its ground-truth box are
+      cropped alike; the L1 difference of the teacher's early features of the two crops
+      (:func:`localization_l1`) is minimised. The crop is differentiable in the box, and the
+      frozen teacher passes the gradient through to it: the loss trains the box regression.
+
+    The distiller passes ``student``, ``teacher`` and ``teacher_inputs`` (the batch in the
+    teacher's normalisation); ``head_inputs`` is the recorded call of the head's loss
+    (``MethodInputsRecorder`` on ``bbox_head.loss_by_feat``, or on
+    ``roi_head.bbox_head.loss_and_target`` for Faster R-CNN).
+
+    Args:
+        crop_size (int): Side of the square crops the teacher sees. Defaults to 112.
+        context (float): Each box grows by this fraction of its width/height on every side
+            before cropping (as the teacher's training crops). Defaults to 0.
+        class_map (Sequence[int], optional): Classifier class id of each detection class id
+            (length C). None: identity (the classifier has exactly the C detection classes).
+        recognition (dict, optional): ``dict(tau=2.0, loss_weight=0.4)`` (the released SSD
+            recipe); None switches it off.
+        localization (dict, optional): ``dict(layers=('input', 'backbone.layer1'),
+            pool_sizes=(4, 8), loss_weight=0.15, max_samples=None)``: teacher layers compared
+            (``'input'`` is the crop itself), the pooling of each, the weight, and at most this
+            many positives per step (a random subset; None: all). None switches it off.
+    """
+
+    def __init__(self, crop_size: int = 112, context: float = 0.0,
+                 class_map: Optional[Sequence[int]] = None,
+                 recognition: Optional[dict] = dict(tau=2.0, loss_weight=0.4),
+                 localization: Optional[dict] = dict(layers=('input', 'backbone.layer1'),
+                                                     pool_sizes=(4, 8), loss_weight=0.15,
+                                                     max_samples=None)) -> None:
+        super().__init__()
+        if recognition is None and localization is None:
+            raise ValueError('Cls2DetLoss: recognition and localization are both None; '
+                             'switch on at least one.')
+        self.crop_size = int(crop_size)
+        self.context = float(context)
+        self.class_map = None if class_map is None else [int(c) for c in class_map]
+        self.recognition = self._check(recognition, dict(tau=2.0, loss_weight=0.4),
+                                       'recognition')
+        self.localization = self._check(
+            localization, dict(layers=('input', 'backbone.layer1'), pool_sizes=None,
+                               loss_weight=0.15, max_samples=None), 'localization')
+        if self.recognition is not None and self.recognition['tau'] <= 0:
+            raise ValueError(f'Cls2DetLoss: recognition.tau must be positive, got '
+                             f'{self.recognition["tau"]}')
+        if self.localization is not None:
+            loc = self.localization
+            loc['layers'] = list(loc['layers'])
+            if not loc['layers']:
+                raise ValueError('Cls2DetLoss: localization.layers is empty.')
+            pools = loc['pool_sizes']
+            loc['pool_sizes'] = [None] * len(loc['layers']) if pools is None else list(pools)
+            if len(loc['pool_sizes']) != len(loc['layers']):
+                raise ValueError(f'Cls2DetLoss: localization.pool_sizes {pools} needs one '
+                                 f'entry per layer of {loc["layers"]} (None: no pooling).')
+
+    @staticmethod
+    def _check(cfg: Optional[dict], defaults: dict, what: str) -> Optional[dict]:
+        if cfg is None:
+            return None
+        unknown = set(cfg) - set(defaults)
+        if unknown:
+            raise ValueError(f'Cls2DetLoss: {what} has unknown keys {sorted(unknown)}; '
+                             f'allowed: {sorted(defaults)}')
+        return {**defaults, **dict(cfg)}
+
+    # ------------------------------------------------------------------ teacher
+    def _teacher_logits(self, logits: Any, num_classes: int) -> Tensor:
+        if isinstance(logits, (tuple, list)):
+            logits = logits[-1]
+        if not isinstance(logits, Tensor) or logits.dim() != 2:
+            raise TypeError('Cls2DetLoss: the teacher must be a classifier whose '
+                            "forward(x, mode='tensor') returns logits of shape (N, K), got "
+                            f'{type(logits).__name__}.')
+        if self.class_map is None:
+            if logits.shape[1] != num_classes:
+                raise ValueError(
+                    f'Cls2DetLoss: the teacher has {logits.shape[1]} classes, the detector '
+                    f'{num_classes}; set class_map (classifier id of each detection class).')
+            return logits
+        if len(self.class_map) != num_classes or max(self.class_map) >= logits.shape[1]:
+            raise ValueError(f'Cls2DetLoss: class_map must give one classifier id (< '
+                             f'{logits.shape[1]}) per detection class ({num_classes}), got '
+                             f'{self.class_map}.')
+        return logits[:, self.class_map]
+
+    def _crops(self, images: Tensor, boxes: Tensor, img_inds: Tensor) -> Tensor:
+        return crop_and_resize(images, expand_boxes(boxes, self.context), img_inds,
+                               self.crop_size)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, head_inputs: Dict[str, Any], student: nn.Module, teacher: nn.Module,
+                teacher_inputs: Tensor, data_samples: List[Any]) -> Dict[str, Tensor]:
+        """Compute the losses.
+
+        Args:
+            head_inputs (dict): The recorded arguments of the head's loss method.
+            student (nn.Module): The detector (its head's assigner and box coder).
+            teacher (nn.Module): The frozen classifier.
+            teacher_inputs (Tensor): The batch in the teacher's normalisation, (N, 3, H, W).
+            data_samples (list): The batch's ``DetDataSample`` (``gt_instances``).
+
+        Returns:
+            dict[str, Tensor]: ``loss_rec`` and/or ``loss_loc`` (scalars).
+        """
+        if any(p.requires_grad for p in teacher.parameters()):
+            raise ValueError('Cls2DetLoss: the teacher must be frozen (requires_grad False); '
+                             'the distiller does so, a direct caller must call '
+                             'teacher.requires_grad_(False).')
+        pos = detector_positives(student, head_inputs)
+        gts = [s.gt_instances for s in data_samples]
+        if sum(len(g) for g in gts) == 0:  # nothing to crop; zeros that keep the graph
+            zero = pos.logits.sum() * 0.0 + pos.pred_boxes.sum() * 0.0
+            return {k: zero for k, on in (('loss_rec', self.recognition),
+                                          ('loss_loc', self.localization)) if on is not None}
+        device = teacher_inputs.device
+        gt_boxes = torch.cat([g.bboxes for g in gts]).to(teacher_inputs.dtype)
+        gt_imgs = torch.cat([torch.full((len(g), ), i, dtype=torch.long, device=device)
+                             for i, g in enumerate(gts)])
+        offsets = torch.tensor([0] + [len(g) for g in gts][:-1], device=device).cumsum(0)
+        gt_rows = offsets[pos.img_inds] + pos.gt_inds  # row of each positive's ground truth
+
+        loc = self.localization
+        rec = self.recognition
+        with torch.no_grad():  # ground-truth crops: one teacher pass for logits and features
+            feats = probe_layers(teacher, self._crops(teacher_inputs, gt_boxes, gt_imgs),
+                                 loc['layers'] if loc else [],
+                                 lambda model, x: model(x, mode='tensor'),
+                                 stop_early=rec is None)
+        losses = {}
+        if rec is not None:
+            t_logits = self._teacher_logits(feats['__output__'], pos.num_classes)
+            losses['loss_rec'] = self._mean(
+                recognition_kd(pos.logits, t_logits[gt_rows], pos.activation, rec['tau']),
+                pos.logits) * rec['loss_weight'] * rec['tau']**2
+        if loc is not None:
+            losses['loss_loc'] = self._localization(pos, teacher, teacher_inputs, feats,
+                                                    gt_rows) * loc['loss_weight']
+        return losses
+
+    def _localization(self, pos: DetPositives, teacher: nn.Module, teacher_inputs: Tensor,
+                      gt_feats: Dict[str, Tensor], gt_rows: Tensor) -> Tensor:
+        loc = self.localization
+        keep = torch.arange(len(gt_rows), device=gt_rows.device)
+        if loc['max_samples'] is not None and len(keep) > loc['max_samples']:
+            keep = torch.randperm(len(keep), device=keep.device)[:loc['max_samples']]
+        pred_crops = self._crops(teacher_inputs, pos.pred_boxes[keep], pos.img_inds[keep])
+        # Outside no_grad: the frozen teacher passes the gradient through to the crops.
+        pred_feats = probe_layers(teacher, pred_crops, loc['layers'],
+                                  lambda model, x: model(x, mode='tensor'))
+        names = loc['layers']
+        per_sample = localization_l1([pred_feats[n] for n in names],
+                                     [gt_feats[n][gt_rows[keep]] for n in names],
+                                     loc['pool_sizes']) if len(keep) else None
+        return self._mean(per_sample, pos.pred_boxes)
+
+    @staticmethod
+    def _mean(per_sample: Optional[Tensor], anchor: Tensor) -> Tensor:
+        """Mean over positives; 0 (still in the graph, for DDP) when there are none."""
+        if per_sample is None or per_sample.numel() == 0:
+            return anchor.sum() * 0.0
+        return per_sample.mean()

@@ -1,0 +1,20 @@
+# Classifier-to-detector distillation of tiny_cls_teacher.py (a 3-class crop classifier) into
+# the tiny RetinaNet of tiny_det_student.py: recognition KD and localization KD on 16x16 crops.
+_base_ = ['./tiny_det_student.py']
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+model = dict(
+    _delete_=True,
+    type='mmstructkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(cfg_path='{{fileDirname}}/tiny_cls_teacher.py'),
+    teacher_ckpt=None,  # the tests set model.teacher_ckpt
+    student_recorders=dict(
+        head=dict(type='MethodInputsRecorder', source='bbox_head.loss_by_feat')),
+    distill_losses=dict(
+        loss_cls2det=dict(
+            type='Cls2DetLoss', crop_size=16, context=0.1,
+            recognition=dict(tau=2.0, loss_weight=1.0),
+            localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 4],
+                              loss_weight=1.0, max_samples=32))),
+    loss_forward_mappings=dict(
+        loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
