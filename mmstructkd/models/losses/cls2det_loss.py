@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmstructkd.models.ops import (INPUT_LAYER, DetPositives, crop_and_resize,
-                                   detector_positives, expand_boxes, probe_layers)
+from mmstructkd.models.ops import (DetPositives, crop_and_resize, detector_positives, expand_boxes,
+                                   probe_layers)
 from mmstructkd.registry import MODELS
 
 

@@ -17,7 +17,7 @@ type gets them from the inputs of its loss (recorded by ``MethodInputsRecorder``
   with ``pos_assigned_gt_inds``); boxes are the bbox head's decoding of the class-specific
   (or agnostic) deltas of the assigned class.
 """
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -60,7 +60,9 @@ def detection_head(detector: nn.Module) -> nn.Module:
     Raises:
         TypeError: naming the head class when it is not supported.
     """
-    head = getattr(detector, 'roi_head', None) or getattr(detector, 'bbox_head', None)
+    head = getattr(detector, 'roi_head', None)
+    if head is None:  # nn.Module truthiness is not "exists" (ModuleList is falsy when empty)
+        head = getattr(detector, 'bbox_head', None)
     name = type(head).__name__ if head is not None else type(detector).__name__
     if type(head).__name__ not in ANCHOR_HEADS + POINT_HEADS + ROI_HEADS:
         raise TypeError(f'classifier-to-detector distillation does not support the head '
@@ -219,9 +221,3 @@ def _roi_positives(roi_head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
         parts.append((rows.new_full((num_pos, ), i), res.pos_assigned_gt_inds.long(),
                       cls_score[rows], boxes, get_box_tensor(res.pos_gt_bboxes)))
     return _gather(parts, 'softmax', num_classes, cls_score.new_zeros(0, cls_score.shape[1]))
-
-
-def gt_offsets(num_gts: List[int], device: Optional[torch.device] = None) -> Tensor:
-    """Start of each image's ground truths in the batch-wide list, shape (N,)."""
-    counts = torch.tensor([0] + list(num_gts[:-1]), device=device)
-    return counts.cumsum(0)
