@@ -79,11 +79,18 @@ def configure(cfg: Config, seed: int, epochs: int, data_root: str,
                            if s.get('begin', 0) < s.get('end', float('inf'))]
     cfg.default_hooks.checkpoint.interval = 1
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
+        _inner(cfg[loader].dataset).data_root = data_root
         cfg[loader].num_workers = 1
     if subset is not None:
-        cfg.train_dataloader.dataset.indices = subset
+        _inner(cfg.train_dataloader.dataset).indices = subset
     return cfg
+
+
+def _inner(dataset: dict) -> dict:
+    """The dataset config inside wrappers such as ``ReplayableViews`` (``dataset=...``)."""
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    return dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
@@ -121,15 +128,17 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
 
 
 def train_student(variant: str, config: str, seed: int, args: argparse.Namespace,
-                  teacher_ckpt: str, runs_dir: str) -> dict:
+                  teacher_ckpt: str, runs_dir: str, options: Optional[dict] = None) -> dict:
     """Train (or reuse) one student run of ``config`` and return its result.
 
     The run name holds the schedule, the subset and (for distillers) the teacher, so runs of
     other settings are never reused. ``student`` and ``kd`` runs are kept in the shared folder:
-    every benchmark compares with the same ones.
+    every benchmark compares with the same ones. ``options`` (``merge_from_dict`` keys) change
+    what must not change the result, e.g. a cache folder.
     """
     subset = args.subset or None
     cfg = configure(Config.fromfile(config), seed, args.epochs, args.data_root, subset=subset)
+    cfg.merge_from_dict(options or {})
     name = f'{variant}_{args.epochs}e-{subset or "all"}'
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
