@@ -26,22 +26,18 @@ import json
 import os
 import os.path as osp
 import platform
-import statistics
 import tempfile
-import time
 from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.optim import OptimWrapper
-from mmengine.registry import DefaultScope
 
 # isort: split
 from common import REPO_ROOT, markdown_table, seed_stats
 from fashion_mnist import add_arguments, prepare_data, teacher_checkpoint, train_student
+from timing import build_distiller, interleaved_medians, median, sgd, timed
 
 from mmstructkd.datasets import KEY_FIELD
-from mmstructkd.registry import MODELS
 from mmstructkd.testing.fake_batch import fake_data
 
 KD = osp.join(REPO_ROOT, 'configs', 'kd')
@@ -72,33 +68,11 @@ SAFE_REL_DIFF = 0.02
 SAFE_ARGMAX = 0.99
 
 
-def build(cfg: Config, size: tuple, **model_overrides) -> torch.nn.Module:
-    """The distiller of ``cfg`` with random weights (no checkpoint download)."""
-    model_cfg = cfg.model.copy()
-    model_cfg.teacher_ckpt = None
-    model_cfg.update(model_overrides)
-    if cfg.get('data_preprocessor'):  # mmpretrain keeps it at the top level
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    if cfg.default_scope == 'mmseg':  # pad to the benchmark's size, not the config's crop
-        model_cfg.student.setdefault('data_preprocessor', {})['size'] = size
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        torch.manual_seed(0)
-        model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model.train()
-
-
 def keyed(data: dict, start: int) -> dict:
     """``data`` with cache keys ``start, start + 1, ...`` (what ReplayableViews would add)."""
     for i, sample in enumerate(data['data_samples']):
         sample.set_metainfo({KEY_FIELD: ('bench', start + i, 0)})
     return data
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def time_pair(name: str, reps: int, cache_root: str) -> dict:
@@ -107,12 +81,13 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
     cfg = Config.fromfile(config)
     channels = 3
     data = fake_data(cfg.default_scope, batch, size, channels, num_classes=4)
-    models = {rt: build(cfg, size, teacher_runtime=spec) for rt, spec in RUNTIMES.items()}
-    models['cache'] = build(cfg, size, teacher_cache=dict(
+    models = {rt: build_distiller(cfg, size, teacher_runtime=spec)
+              for rt, spec in RUNTIMES.items()}
+    models['cache'] = build_distiller(cfg, size, teacher_cache=dict(
         dir=osp.join(cache_root, name), dtype='fp16', verify=False))
-    optims = {k: OptimWrapper(torch.optim.SGD(m.parameters(), lr=1e-4)) for k, m in models.items()}
+    optims = {k: sgd(m) for k, m in models.items()}
     student = models['fp32'].student
-    student_optim = OptimWrapper(torch.optim.SGD(student.parameters(), lr=1e-4))
+    student_optim = sgd(student)
     prep = models['fp32'].data_preprocessor(data, True)
     next_key = [0]
 
@@ -136,14 +111,9 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
             tasks[f'teacher forward [{rt}]'] = lambda m=model: teacher_forward(m)
     tasks['distill step [cache, filling]'] = lambda: cache_step(True)
     tasks['distill step [cache, full]'] = lambda: cache_step(False)
-    # Warm-up: one of each (allocations, the bf16 deviation check, the cache's first entries).
-    for task in tasks.values():
-        task()
-    times: Dict[str, List[float]] = {k: [] for k in tasks}
-    for _ in range(reps):
-        for key, task in tasks.items():
-            times[key].append(task())
-    medians = {k: statistics.median(v) for k, v in times.items()}
+    # The warm-up round also runs the bf16 deviation check and fills the cache's first entries.
+    times = interleaved_medians(tasks, reps)
+    medians = {k: median(v) for k, v in times.items()}
     deviation = {rt: m.teacher_deviation for rt, m in models.items() if rt != 'cache'}
     return dict(config=osp.relpath(config, REPO_ROOT), batch=batch, size=list(size),
                 reps=reps, median_s=medians, times_s=times, deviation=deviation)

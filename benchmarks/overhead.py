@@ -1,0 +1,170 @@
+"""Distillation overhead: what a distillation step costs beyond the unavoidable.
+
+The unavoidable cost of a distillation step is one student training step plus one teacher
+forward without gradients (eval mode). For every distillation method and one pair per toolbox
+(the stock configs, random weights, small inputs), this measures in one run, interleaved, the
+median of ``--reps`` repetitions of:
+
+* the student's training step alone (its own data preprocessor, plain SGD),
+* the teacher's full forward alone (``mode='tensor'``, eval, ``no_grad``),
+* the distillation step (``train_step``: teacher, student, recorders, connectors, losses; the
+  holistic method's discriminator step included),
+
+and, unless ``--no-memory``, the peak memory of each (CPU: peak RSS of a fresh process that
+builds the models, student and teacher whatever the task, and runs the task twice; CUDA:
+``max_memory_allocated``). The table gives
+``ratio = distill / (student + teacher forward)``; the last line is the worst ratio of the
+non-holistic methods, ``overhead_ratio=X.XX`` (the holistic one, whose discriminator is real
+work, is reported on its own line before it as ``holistic_ratio=X.XX``).
+
+    python benchmarks/overhead.py [--reps 5] [--methods ...] [--no-memory] [--device cuda]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import subprocess
+import sys
+from typing import Callable, Dict
+
+import torch
+from mmengine.config import Config
+
+# isort: split
+from common import REPO_ROOT, markdown_table
+from timing import build_distiller, distiller_optim, interleaved_medians, median, sgd, timed
+
+from mmstructkd.testing.fake_batch import fake_data
+
+C = osp.join(REPO_ROOT, 'configs')
+SEG = (2, (256, 512))
+DET = (2, (320, 320))
+CLS = (16, (224, 224))
+#: method -> (config, (batch, input size)); one pair per toolbox per method.
+METHODS = {
+    'seg: logit KD (PSPNet R101->R18)':
+        (f'{C}/kd/kd_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py', SEG),
+    'seg: StructKD pixel+pair':
+        (f'{C}/structkd/structkd_pixel-pair_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_'
+         'cityscapes-512x1024.py', SEG),
+    'seg: StructKD pixel+pair+holistic':
+        (f'{C}/structkd/structkd_pixel-pair-holistic_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_'
+         'cityscapes-512x1024.py', SEG),
+    'det: FitNets (RetinaNet R101->R50)':
+        (f'{C}/kd/fitnets_retinanet-r101_retinanet-r50_fpn_1x_coco.py', DET),
+    'det: ReviewKD (RetinaNet R101->R50)':
+        (f'{C}/reviewkd/reviewkd_retinanet-r101_retinanet-r50_fpn_1x_coco.py', DET),
+    'det: classifier-to-detector (RetinaNet R50)':
+        (f'{C}/cls2det/cls2det_resnet50-crops_retinanet-r50_fpn_1x_coco.py', DET),
+    'cls: logit KD (ResNet-34->18)': (f'{C}/kd/kd_resnet34_resnet18_8xb32_in1k.py', CLS),
+    'cls: ReviewKD (ResNet-34->18)':
+        (f'{C}/reviewkd/reviewkd_resnet34_resnet18_8xb32_in1k.py', CLS),
+    'cls: STKD (ResNet-34->18)': (f'{C}/stkd/stkd_resnet34_resnet18_8xb32_in1k.py', CLS),
+}
+TASKS = ('student step', 'teacher forward', 'distill step')
+
+
+def make_tasks(method: str, device: str) -> Dict[str, Callable[[], float]]:
+    """The three timed tasks of one method, each returning its duration in seconds."""
+    config, (batch, size) = METHODS[method]
+    cfg = Config.fromfile(config)
+    model = build_distiller(cfg, size).to(device)
+    num_classes = 4
+    data = fake_data(cfg.default_scope, batch, size, 3, num_classes=num_classes)
+    student_optim = sgd(model.student)
+    optim = distiller_optim(model, cfg)
+    teacher_batch = model.data_preprocessor(data, False)
+
+    def teacher_forward() -> None:
+        with torch.no_grad():
+            inputs = model.teacher_input_adapter(teacher_batch['inputs'])
+            model.teacher(inputs, teacher_batch['data_samples'], mode='tensor')
+
+    return {
+        'student step': lambda: timed(lambda: model.student.train_step(data, student_optim)),
+        'teacher forward': lambda: timed(teacher_forward),
+        'distill step': lambda: timed(lambda: model.train_step(data, optim)),
+    }
+
+
+def peak_memory_mb(method: str, task: str, device: str) -> float:
+    """Peak memory of ``task``: on CUDA in this process, on CPU in a fresh one (peak RSS)."""
+    if device == 'cuda':
+        tasks = make_tasks(method, device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        tasks[task]()
+        tasks[task]()
+        return torch.cuda.max_memory_allocated() / 2**20
+    out = subprocess.run([sys.executable, __file__, '--child', method, task],
+                         capture_output=True, text=True, cwd=REPO_ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f'memory probe of {method} / {task} failed:\n{out.stderr[-3000:]}')
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def child(method: str, task: str) -> None:
+    """Entry point of the CPU memory probe: run ``task`` twice, print peak RSS in MiB."""
+    run = make_tasks(method, 'cpu')[task]
+    run()
+    run()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--reps', type=int, default=5)
+    parser.add_argument('--methods', nargs='+', default=None,
+                        help='substrings of the method names to run (default: all)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
+                                                      'overhead.json'))
+    parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
+    methods = [m for m in METHODS if osp.isfile(METHODS[m][0])
+               and (args.methods is None or any(s in m for s in args.methods))]
+    rows, results = [], {}
+    for method in methods:
+        tasks = make_tasks(method, args.device)
+        times = interleaved_medians(tasks, args.reps)
+        med = {k: median(v) for k, v in times.items()}
+        ratio = med['distill step'] / (med['student step'] + med['teacher forward'])
+        memory = {} if args.no_memory else {
+            task: peak_memory_mb(method, task, args.device) for task in TASKS}
+        results[method] = dict(config=osp.relpath(METHODS[method][0], REPO_ROOT),
+                               batch=METHODS[method][1][0], size=list(METHODS[method][1][1]),
+                               median_s=med, times_s=times, ratio=ratio, peak_memory_mb=memory)
+        rows.append([method] + [f'{med[t]:.3f}' for t in TASKS] + [f'{ratio:.2f}'] +
+                    [f'{memory[t]:.0f}' if memory else '' for t in TASKS])
+        print(f'[overhead] {method}: ratio {ratio:.2f}', flush=True)
+        del tasks
+    print(f'\nDistillation overhead, median of {args.reps} interleaved repetitions '
+          f'({args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, '
+          'random weights)\n')
+    print(markdown_table(['method', 'student step s', 'teacher fwd s', 'distill step s',
+                          'ratio', 'student MiB', 'teacher MiB', 'distill MiB'], rows))
+    holistic = {m: r['ratio'] for m, r in results.items() if 'holistic' in m}
+    others = {m: r['ratio'] for m, r in results.items() if 'holistic' not in m}
+    summary = dict(machine=dict(cpu=platform.processor() or platform.machine(),
+                                device=args.device, threads=torch.get_num_threads(),
+                                torch=torch.__version__),
+                   reps=args.reps, methods=results,
+                   overhead_ratio=max(others.values()) if others else None,
+                   holistic_ratio=max(holistic.values()) if holistic else None)
+    os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
+    with open(args.results + '.part', 'w') as f:
+        json.dump(summary, f, indent=1)
+    os.replace(args.results + '.part', args.results)
+    if holistic:
+        print(f'holistic_ratio={summary["holistic_ratio"]:.2f}')
+    if others:
+        print(f'overhead_ratio={summary["overhead_ratio"]:.2f}')
+
+
+if __name__ == '__main__':
+    main()
