@@ -1,0 +1,26 @@
+# Classifier-to-detector distillation on BCCD (the CPU benchmark, benchmarks/cls2det_bccd.py):
+# the MobileNetV2 cell-crop classifier (mobilenet-v2_1xb64-24e_bccd-crops-112x112.py) into the
+# slim RetinaNet of configs/baselines/ (the student alone of the BCCD benchmarks), recognition
+# and localization KD with the released SSD recipe's weights (T = 2, 0.4; 0.15), at most 256
+# positives per step for localization (each is a teacher forward and backward).
+_base_ = ['../baselines/retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py']
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+
+recognition = dict(tau=2.0, loss_weight=0.4)
+localization = dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 8], loss_weight=0.15,
+                    max_samples=256)
+model = dict(
+    _delete_=True,
+    type='mmstructkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(cfg_path='{{fileDirname}}/mobilenet-v2_1xb64-24e_bccd-crops-112x112.py',
+                 pretrained=False),
+    teacher_ckpt=None,  # set to the crop classifier's checkpoint (the benchmark does)
+    student_recorders=dict(
+        head=dict(type='MethodInputsRecorder', source='bbox_head.loss_by_feat')),
+    distill_losses=dict(
+        loss_cls2det=dict(type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0,
+                          recognition=recognition, localization=localization)),
+    loss_forward_mappings=dict(
+        loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
+custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]
