@@ -9,6 +9,6 @@ from .version import __version__
 
 allow_mmengine_checkpoint_globals()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registers everything)
+from . import compression, datasets, engine, models  # noqa: E402,F401  (registers everything)
 
 __all__ = ['__version__']

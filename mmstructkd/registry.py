@@ -10,6 +10,7 @@ Configs that inherit a stock config keep that toolbox's ``default_scope`` (``mms
 losses are built from these registries directly, so their configs need no prefix.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -34,6 +35,10 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 #: The DDP wrapper that lets a distiller run its own (two-optimizer) train_step.
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmstructkd.engine'])
+#: Block-wise compression: per block type, the builder of its cheaper candidate blocks (callables,
+#: hence under mmengine's FUNCTIONS root: TASK_UTILS already has mmstructkd's recorders as child).
+SEARCH_SPACES = Registry(
+    'search space', parent=MMENGINE_FUNCTIONS, locations=['mmstructkd.compression'])
 
 
 def build_own(registry: Registry, cfg: dict):
