@@ -101,11 +101,13 @@ class Cls2DetLoss(nn.Module):
         class_map (Sequence[int], optional): Classifier class id of each detection class id
             (length C). None: identity (the classifier has exactly the C detection classes).
         recognition (dict, optional): ``dict(tau=2.0, loss_weight=0.4)`` (the released SSD
-            recipe); None switches it off.
-        localization (dict, optional): ``dict(layers=('input', 'backbone.layer1'),
-            pool_sizes=(4, 8), loss_weight=0.15, max_samples=None)``: teacher layers compared
-            (``'input'`` is the crop itself), the pooling of each, the weight, and at most this
-            many positives per step (a random subset; None: all). None switches it off.
+            recipe; also the values of missing keys); None switches it off.
+        localization (dict, optional): Defaults to ``dict(layers=('input',
+            'backbone.layer1'), pool_sizes=(4, 8), loss_weight=0.15, max_samples=None)`` (the
+            released SSD recipe): teacher layers compared (``'input'`` is the crop itself), the
+            adaptive average pooling of each (None: none), the weight, and at most this many
+            positives per step (a random subset; None: all). Missing keys: those values, but
+            ``pool_sizes=None``. None switches it off.
     """
 
     def __init__(self, crop_size: int = 112, context: float = 0.0,

@@ -136,6 +136,8 @@ def _anchor_positives(head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
         inside = anchor_inside_flags(anchors, torch.cat(valid_list[i]),
                                      metas[i]['img_shape'][:2], head.train_cfg['allowed_border'])
         inside_inds = inside.nonzero().squeeze(1)
+        if len(inside_inds) == 0:  # no anchor may be assigned in this image
+            continue
         priors = InstanceData(priors=anchors[inside_inds])
         assigned = head.assigner.assign(priors, gt, ignores[i])
         sampled = head.sampler.sample(assigned, priors, gt)
