@@ -79,3 +79,17 @@ def test_plain_configs_build(path):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize(
+    'path', sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'blockwise', 'blockwise_*.py'))),
+    ids=osp.basename)
+def test_compression_configs_split_their_teacher_and_list_candidates(path):
+    from mmstructkd.compression import (build_candidates, build_classifier,
+                                        compression_settings, split_backbone)
+    cfg = Config.fromfile(path)
+    settings = compression_settings(cfg)  # unknown settings are errors
+    split = split_backbone(build_classifier(cfg).backbone)
+    candidates = build_candidates(split, settings['search_space'])
+    assert list(candidates) == split.searchable_names
+    assert sum(len(c) for c in candidates.values()) > len(candidates)  # something to choose
