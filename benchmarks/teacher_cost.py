@@ -22,6 +22,7 @@ the plain teacher's.
     python benchmarks/teacher_cost.py [--pairs seg det cls] [--reps 5] [--skip-metric]
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -91,23 +92,29 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
     prep = models['fp32'].data_preprocessor(data, True)
     next_key = [0]
 
+    def step(model, optim_wrapper, key_start=None) -> float:
+        # A fresh copy per step, made before the clock starts: data preprocessors write into
+        # the data samples.
+        batch_copy = copy.deepcopy(data)
+        if key_start is not None:
+            keyed(batch_copy, key_start)
+        return timed(lambda: model.train_step(batch_copy, optim_wrapper))
+
     def cache_step(fill: bool) -> float:
         # Filling: new keys every time (all misses); reading: the same keys (all hits).
         if fill:
             next_key[0] += batch
-        return timed(lambda: models['cache'].train_step(
-            keyed(data, next_key[0] if fill else 0), optims['cache']))
+        return step(models['cache'], optims['cache'], next_key[0] if fill else 0)
 
     def teacher_forward(model) -> float:
         with torch.no_grad():
             return timed(lambda: model._run_teacher(prep['inputs'], prep['data_samples']))
 
     tasks: Dict[str, Callable[[], float]] = {
-        'student step': lambda: timed(lambda: student.train_step(data, student_optim))}
+        'student step': lambda: step(student, student_optim)}
     for rt, model in models.items():
         if rt != 'cache':
-            tasks[f'distill step [{rt}]'] = (
-                lambda m=model, o=optims[rt]: timed(lambda: m.train_step(data, o)))
+            tasks[f'distill step [{rt}]'] = lambda m=model, o=optims[rt]: step(m, o)
             tasks[f'teacher forward [{rt}]'] = lambda m=model: teacher_forward(m)
     tasks['distill step [cache, filling]'] = lambda: cache_step(True)
     tasks['distill step [cache, full]'] = lambda: cache_step(False)

@@ -31,7 +31,8 @@ def build_distiller(cfg: Config, size: tuple, **model_overrides) -> torch.nn.Mod
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         torch.manual_seed(0)
         model = MODELS.build(model_cfg)
-    model.init_weights()
+    # No init_weights(): it would download the configs' ImageNet weights; the timing does
+    # not depend on the values.
     return model.train()
 
 
