@@ -189,9 +189,10 @@ def test_anchor_positives_are_the_heads_own_assignment():
 
 def test_fcos_positives_recover_the_ground_truth_of_each_point():
     from mmdet.models.dense_heads import FCOSHead
-    head = FCOSHead(num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1,
-                    strides=[8, 16], regress_ranges=((-1, 24), (24, 1e8)), norm_on_bbox=True,
-                    norm_cfg=None)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # a Runner of another test may have
+        head = FCOSHead(num_classes=3, in_channels=8, feat_channels=8,  # left another scope
+                        stacked_convs=1, strides=[8, 16], regress_ranges=((-1, 24), (24, 1e8)),
+                        norm_on_bbox=True, norm_cfg=None)
     detector = nn.Module()
     detector.bbox_head = head
     outs = head([torch.randn(1, 8, 8, 8), torch.randn(1, 8, 4, 4)])
@@ -210,8 +211,9 @@ def test_fcos_positives_recover_the_ground_truth_of_each_point():
 def test_unsupported_head_is_refused_by_name():
     from mmdet.models.dense_heads import ATSSHead
     detector = nn.Module()
-    detector.bbox_head = ATSSHead(num_classes=3, in_channels=8, stacked_convs=1,
-                                  feat_channels=8, norm_cfg=None)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector.bbox_head = ATSSHead(num_classes=3, in_channels=8, stacked_convs=1,
+                                      feat_channels=8, norm_cfg=None)
     with pytest.raises(TypeError, match='does not support the head ATSSHead; supported: '
                        'one-stage bbox_head .*FCOSHead.* two-stage roi_head'):
         detector_positives(detector, {})
