@@ -1,16 +1,14 @@
 """Recorder that catches the arguments a method of a submodule is called with."""
 import functools
 import inspect
-from typing import Any, Optional
-
-from torch import nn
+from typing import Any, Callable
 
 from mmstructkd.registry import TASK_UTILS
-from .base_recorder import BaseRecorder, get_submodule_or_raise
+from .method_recorder import MethodRecorder
 
 
 @TASK_UTILS.register_module()
-class MethodInputsRecorder(BaseRecorder):
+class MethodInputsRecorder(MethodRecorder):
     """Records the arguments of ``<module path>.<method>`` as a dict (name -> value).
 
     Positional and keyword arguments are bound to the method's parameter names, defaults
@@ -24,36 +22,15 @@ class MethodInputsRecorder(BaseRecorder):
         source (str): ``'<dotted module path>.<method name>'``.
     """
 
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self._owner: Optional[nn.Module] = None
-        self._method_name = ''
-
-    def prepare(self, model: nn.Module) -> None:
-        if self._owner is not None:
-            raise RuntimeError(f'{self!r} is already attached to a model.')
-        module_path, _, method_name = self.source.rpartition('.')
-        owner = get_submodule_or_raise(model, module_path, what='module of method')
-        method = getattr(owner, method_name, None)
-        if not callable(method) or isinstance(method, nn.Module):
-            raise ValueError(
-                f'MethodInputsRecorder: {type(owner).__name__} at "{module_path or "<model>"}" '
-                f'has no method "{method_name}". Give source as "<module path>.<method>".')
+    def make_wrapper(self, method: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(method)
 
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self.recording:
+            if self.recording:  # binding costs; skip it outside the distillation step
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()
                 self.record(dict(bound.arguments))
             return method(*args, **kwargs)
 
-        # An instance attribute shadows the class method for this instance only.
-        setattr(owner, method_name, wrapper)
-        self._owner, self._method_name = owner, method_name
-
-    def remove(self) -> None:
-        if self._owner is not None:
-            delattr(self._owner, self._method_name)
-            self._owner = None
+        return wrapper

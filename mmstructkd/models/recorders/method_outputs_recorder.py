@@ -1,15 +1,13 @@
 """Recorder that catches what a method of a submodule returns."""
 import functools
-from typing import Any, Optional
-
-from torch import nn
+from typing import Any, Callable
 
 from mmstructkd.registry import TASK_UTILS
-from .base_recorder import BaseRecorder, get_submodule_or_raise
+from .method_recorder import MethodRecorder
 
 
 @TASK_UTILS.register_module()
-class MethodOutputsRecorder(BaseRecorder):
+class MethodOutputsRecorder(MethodRecorder):
     """Records the return value of ``<module path>.<method>`` of one model instance.
 
     Useful for values that no submodule returns, e.g. ``'decode_head.cls_seg'`` or
@@ -20,22 +18,9 @@ class MethodOutputsRecorder(BaseRecorder):
         source (str): ``'<dotted module path>.<method name>'``.
     """
 
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self._owner: Optional[nn.Module] = None
-        self._method_name = ''
+    HINT = ' To record a submodule, use ModuleOutputsRecorder.'
 
-    def prepare(self, model: nn.Module) -> None:
-        if self._owner is not None:
-            raise RuntimeError(f'{self!r} is already attached to a model.')
-        module_path, _, method_name = self.source.rpartition('.')
-        owner = get_submodule_or_raise(model, module_path, what='module of method')
-        method = getattr(owner, method_name, None)
-        if not callable(method) or isinstance(method, nn.Module):
-            raise ValueError(
-                f'MethodOutputsRecorder: {type(owner).__name__} at "{module_path or "<model>"}" '
-                f'has no method "{method_name}". Give source as "<module path>.<method>"; '
-                'to record a submodule, use ModuleOutputsRecorder.')
+    def make_wrapper(self, method: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,11 +28,4 @@ class MethodOutputsRecorder(BaseRecorder):
             self.record(outputs)
             return outputs
 
-        # An instance attribute shadows the class method for this instance only.
-        setattr(owner, method_name, wrapper)
-        self._owner, self._method_name = owner, method_name
-
-    def remove(self) -> None:
-        if self._owner is not None:
-            delattr(self._owner, self._method_name)
-            self._owner = None
+        return wrapper
