@@ -192,6 +192,8 @@ def main() -> None:
     parser.add_argument('--pairs', nargs='+', default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--retime', action='store_true',
+                        help='measure the timing again even where a result is kept')
     parser.add_argument('--skip-metric', action='store_true',
                         help='timing only (no Fashion-MNIST training)')
     args = parser.parse_args()
@@ -200,9 +202,21 @@ def main() -> None:
                                 threads=args.threads, torch=torch.__version__,
                                 device='cpu'),
                    pairs={})
+    runs_dir = osp.join(osp.dirname(osp.abspath(args.results)), 'teacher_cost_runs')
+    os.makedirs(runs_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as cache_root:
         for name in args.pairs:
+            # Each pair's timing is kept (a later invocation, e.g. after an interrupted
+            # Fashion-MNIST part, reuses it); --retime measures again.
+            path = osp.join(runs_dir, f'timing_{name}_{args.threads}threads_{args.reps}reps.json')
+            if osp.isfile(path) and not args.retime:
+                with open(path) as f:
+                    summary['pairs'][name] = json.load(f)
+                continue
             summary['pairs'][name] = time_pair(name, args.reps, cache_root)
+            with open(path + '.part', 'w') as f:
+                json.dump(summary['pairs'][name], f, indent=1)
+            os.replace(path + '.part', path)
             print(f'[teacher_cost] {name} done', flush=True)
     rows = [row for name in args.pairs for row in pair_rows(name, summary['pairs'][name])]
     print(f'\nPer-step time, median of {args.reps} (CPU, {args.threads} threads, torch '
