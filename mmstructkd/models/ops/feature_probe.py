@@ -50,7 +50,7 @@ def probe_layers(model: nn.Module, inputs: Tensor, layers: Sequence[str],
         if stop_early and not modules:
             return feats
         feats['__output__'] = forward(model, inputs)
-    except _Enough:
+    except _Enough:  # every requested layer has run: the skipped rest is the point
         pass
     finally:
         for handle in handles:
