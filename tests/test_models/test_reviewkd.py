@@ -33,6 +33,29 @@ def test_abf_attention_mixes_the_stage_and_the_residual_by_its_two_maps():
     assert torch.allclose(fused, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize('mode', ['nearest', 'bilinear'])
+@pytest.mark.parametrize('residual_size', [(3, 5), (2, 3), (1, 1), (4, 4)])
+def test_abf_fusion_equals_the_concatenating_form_in_both_memory_formats(mode, residual_size):
+    # The fusion splits the attention conv and resizes its logits instead of concatenating
+    # the resized residual (1x1 conv commutes with resizing); channels_last changes the layout
+    # only. Reference: the paper's form, written out.
+    torch.manual_seed(0)
+    x, residual = torch.randn(2, 4, 6, 10), torch.randn(2, 3, *residual_size)
+    outs = {}
+    for channels_last in (False, True):
+        torch.manual_seed(1)
+        abf = ABF(4, 3, 5, fuse=True, upsample_mode=mode, channels_last=channels_last).eval()
+        outs[channels_last] = abf(x, residual)
+    reduced = abf.reduce(x)
+    up = torch.nn.functional.interpolate(residual, size=(6, 10), mode=mode)
+    att = torch.sigmoid(abf.attention(torch.cat([reduced, up], 1)))
+    fused = reduced * att[:, :1] + up * att[:, 1:]
+    for out, fused_out in outs.values():
+        assert torch.allclose(fused_out, fused, atol=1e-5)
+        assert torch.allclose(out, abf.project(fused), atol=1e-5)
+    assert outs[True][1].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_abf_errors_name_the_fix():
     abf = ABF(in_channels=5, mid_channels=3, out_channels=7, fuse=True)
     with pytest.raises(ValueError, match=r'\(N, 5, H, W\).*in_channels'):

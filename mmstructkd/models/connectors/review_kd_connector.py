@@ -30,13 +30,15 @@ class ReviewKDConnector(BaseModule):
             ResNets and 256 for FPN levels in the paper's code).
         norm_cfg (dict): Norm of the ABF convs. Defaults to ``dict(type='BN')``.
         upsample_mode (str): How a deeper residual is resized. Defaults to ``'nearest'``.
+        channels_last (bool): Run the ABFs in channels-last memory (same values, faster; see
+            :class:`ABF`). Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: Sequence[int],
                  mid_channels: int = 256,
                  norm_cfg: dict = dict(type='BN'), upsample_mode: str = 'nearest',
-                 init_cfg: Optional[dict] = None) -> None:
+                 channels_last: bool = True, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         if len(in_channels) != len(out_channels) or not in_channels:
             raise ValueError(f'ReviewKDConnector: in_channels {list(in_channels)} and '
@@ -45,7 +47,7 @@ class ReviewKDConnector(BaseModule):
         num_stages = len(in_channels)
         self.abfs = ModuleList([
             ABF(c_in, mid_channels, c_out, fuse=i < num_stages - 1, norm_cfg=norm_cfg,
-                upsample_mode=upsample_mode)
+                upsample_mode=upsample_mode, channels_last=channels_last)
             for i, (c_in, c_out) in enumerate(zip(in_channels, out_channels))])
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
