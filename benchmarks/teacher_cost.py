@@ -36,7 +36,7 @@ from mmengine.config import Config
 # isort: split
 from common import REPO_ROOT, markdown_table, seed_stats
 from fashion_mnist import add_arguments, prepare_data, teacher_checkpoint, train_student
-from timing import build_distiller, interleaved_medians, median, sgd, timed
+from timing import WeightReset, build_distiller, interleaved_medians, median, sgd, timed
 
 from mmstructkd.datasets import KEY_FIELD
 from mmstructkd.testing.fake_batch import fake_data
@@ -87,14 +87,16 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
     models['cache'] = build_distiller(cfg, size, teacher_cache=dict(
         dir=osp.join(cache_root, name), dtype='fp16', verify=False))
     optims = {k: sgd(m) for k, m in models.items()}
+    resets = {k: WeightReset(m) for k, m in models.items()}
     student = models['fp32'].student
     student_optim = sgd(student)
     prep = models['fp32'].data_preprocessor(data, True)
     next_key = [0]
 
-    def step(model, optim_wrapper, key_start=None) -> float:
-        # A fresh copy per step, made before the clock starts: data preprocessors write into
-        # the data samples.
+    def step(model, optim_wrapper, reset: WeightReset, key_start=None) -> float:
+        # A fresh copy per step and the first weights, made before the clock starts: data
+        # preprocessors write into the data samples.
+        reset()
         batch_copy = copy.deepcopy(data)
         if key_start is not None:
             keyed(batch_copy, key_start)
@@ -104,17 +106,19 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
         # Filling: new keys every time (all misses); reading: the same keys (all hits).
         if fill:
             next_key[0] += batch
-        return step(models['cache'], optims['cache'], next_key[0] if fill else 0)
+        return step(models['cache'], optims['cache'], resets['cache'],
+                    next_key[0] if fill else 0)
 
     def teacher_forward(model) -> float:
         with torch.no_grad():
             return timed(lambda: model._run_teacher(prep['inputs'], prep['data_samples']))
 
     tasks: Dict[str, Callable[[], float]] = {
-        'student step': lambda: step(student, student_optim)}
+        'student step': lambda: step(student, student_optim, resets['fp32'])}
     for rt, model in models.items():
         if rt != 'cache':
-            tasks[f'distill step [{rt}]'] = lambda m=model, o=optims[rt]: step(m, o)
+            tasks[f'distill step [{rt}]'] = \
+                lambda m=model, o=optims[rt], r=resets[rt]: step(m, o, r)
             tasks[f'teacher forward [{rt}]'] = lambda m=model: teacher_forward(m)
     tasks['distill step [cache, filling]'] = lambda: cache_step(True)
     tasks['distill step [cache, full]'] = lambda: cache_step(False)
@@ -192,10 +196,14 @@ def main() -> None:
     parser.add_argument('--pairs', nargs='+', default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--retime', action='store_true',
-                        help='measure the timing again even where a result is kept')
+    parser.add_argument('--retime', nargs='*', default=None, choices=list(PAIRS),
+                        help='measure the timing of these pairs (all if none given) again '
+                        'even where a result is kept')
     parser.add_argument('--skip-metric', action='store_true',
                         help='timing only (no Fashion-MNIST training)')
+    parser.add_argument('--metric-threads', type=int, default=None,
+                        help='threads of the Fashion-MNIST training (default: --threads); '
+                        'the accuracy part, unlike the timing, may share the machine')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     summary = dict(machine=dict(cpu=platform.processor() or platform.machine(),
@@ -209,7 +217,8 @@ def main() -> None:
             # Each pair's timing is kept (a later invocation, e.g. after an interrupted
             # Fashion-MNIST part, reuses it); --retime measures again.
             path = osp.join(runs_dir, f'timing_{name}_{args.threads}threads_{args.reps}reps.json')
-            if osp.isfile(path) and not args.retime:
+            retime = args.retime is not None and (not args.retime or name in args.retime)
+            if osp.isfile(path) and not retime:
                 with open(path) as f:
                     summary['pairs'][name] = json.load(f)
                 continue
@@ -228,6 +237,7 @@ def main() -> None:
     summary.update(best_safe=dict(pair=first, runtime=which, teacher_speedup=speedup))
     delta = float('nan')
     if not args.skip_metric:
+        torch.set_num_threads(args.metric_threads or args.threads)
         metric = metric_part(args)
         summary['fashion_mnist'] = metric
         rows = [[v, f'{metric["mean"][v]:.2f}',
