@@ -10,15 +10,22 @@ median of ``--reps`` repetitions of:
 * the distillation step (``train_step``: teacher, student, recorders, connectors, losses; the
   holistic method's discriminator step included),
 
-and, unless ``--no-memory``, the peak memory of each (CPU: peak RSS of a fresh process that
-builds the models, student and teacher whatever the task, and runs the task twice; CUDA:
-``max_memory_allocated``). The table gives
-``ratio = distill / (student + teacher forward)``; the last line is the worst ratio of the
-other methods, ``overhead_ratio=X.XX``. Two methods do real work of their own beyond one teacher
-forward and are reported on their own lines before it: holistic StructKD (the discriminator's
-step, ``holistic_ratio=X.XX``) and classifier-to-detector KD (the teacher runs on every
-ground-truth crop and, with gradients, on every positive's predicted-box crop,
-``cls2det_ratio=X.XX``).
+* the method's own modules alone: connectors, distillation losses and (holistic) the critic's
+  step, forward and backward, on the tensors one step recorded (the student's as leaves),
+
+and, unless ``--no-memory``, the peak memory of the first three (CPU: peak RSS of a fresh
+process that builds the models, student and teacher whatever the task, and runs the task twice;
+CUDA: ``max_memory_allocated``). The table gives ``ratio = distill / (student + teacher
+forward)`` and ``glue = (distill - student - teacher forward - method modules) / (student +
+teacher forward)``: what the distiller's bookkeeping (recorders, hooks, mappings) adds beyond the
+work every method must do (``glue_max=X.X%`` over all methods). The last line is the worst ratio
+of the methods without trainable or teacher-running work of their own,
+``overhead_ratio=X.XX``. Three methods have such work, a network that trains or runs beside the
+student, and are reported on their own lines before it: holistic StructKD (the discriminator's
+step, ``holistic_ratio``), ReviewKD (its ABF review path is a trained network; at the paper's
+ImageNet width of 512 it has about the student ResNet-18's FLOPs, ``reviewkd_ratio``) and
+classifier-to-detector KD (the teacher runs on every ground-truth crop and, with gradients, on
+every positive's predicted-box crop, ``cls2det_ratio``).
 
     python benchmarks/overhead.py [--reps 5] [--methods ...] [--no-memory] [--device cuda]
 """
@@ -37,7 +44,8 @@ from mmengine.config import Config
 
 # isort: split
 from common import REPO_ROOT, markdown_table
-from timing import build_distiller, distiller_optim, interleaved_medians, median, sgd, timed
+from timing import (WeightReset, build_distiller, distiller_optim, interleaved_medians, median, sgd,
+                    timed)
 
 from mmstructkd.testing.fake_batch import fake_data
 
@@ -67,8 +75,11 @@ METHODS = {
     'cls: STKD (ResNet-34->18)': (f'{C}/stkd/stkd_resnet34_resnet18_8xb32_in1k.py', CLS),
 }
 TASKS = ('student step', 'teacher forward', 'distill step')
+#: Timed besides TASKS, not probed for memory: the method's own modules alone.
+OWN = 'method modules'
 #: Summary key -> the methods (name substring) whose own work goes beyond one teacher forward.
-OWN_WORK = {'holistic_ratio': 'holistic', 'cls2det_ratio': 'classifier-to-detector'}
+OWN_WORK = {'holistic_ratio': 'holistic', 'cls2det_ratio': 'classifier-to-detector',
+            'reviewkd_ratio': 'ReviewKD'}
 
 
 def make_tasks(method: str, device: str) -> Dict[str, Callable[[], float]]:
@@ -87,9 +98,39 @@ def make_tasks(method: str, device: str) -> Dict[str, Callable[[], float]]:
             inputs = model.teacher_input_adapter(teacher_batch['inputs'])
             model.teacher(inputs, teacher_batch['data_samples'], mode='tensor')
 
+    def method_modules() -> float:
+        # Connectors + distillation losses (+ the critic's step) forward and backward on the
+        # tensors one step recorded, the student's detached into leaves: what the method
+        # itself computes, without the student, the teacher or the distiller's bookkeeping.
+        model.student_recorders.set_buffers(_leaves(recorded['student']))
+        model.teacher_recorders.set_buffers(recorded['teacher'])
+        try:
+            def run() -> None:
+                losses = model._distill_losses(recorded['inputs'], recorded['data_samples'],
+                                               set())
+                total = sum(v.sum() for v in losses.values() if v.requires_grad)
+                critic = getattr(model, '_critic_batch', None)
+                if critic is not None:  # the adversarial distiller's critic step(s)
+                    model._critic_batch = None
+                    real, fake = critic
+                    for _ in range(model.d_steps):
+                        d_losses = model(dict(real=real, fake=fake), mode='discriminator')
+                        total = total + sum(v for k, v in d_losses.items() if 'loss' in k)
+                total.backward()
+            return timed(run)
+        finally:
+            model.student_recorders.reset()
+            model.teacher_recorders.reset()
+            model.zero_grad(set_to_none=True)
+
+    recorded = record_step(model, data)
+    reset = WeightReset(model)
+
     def step(module, optim_wrapper) -> float:
-        # A fresh copy per step, made before the clock starts: data preprocessors write into
-        # the data samples (mmpretrain's sets gt_score; STKD's mixup refuses mixed labels).
+        # A fresh copy per step and the first weights, made before the clock starts: data
+        # preprocessors write into the data samples (mmpretrain's sets gt_score; STKD's mixup
+        # refuses mixed labels).
+        reset()
         batch_copy = copy.deepcopy(data)
         return timed(lambda: module.train_step(batch_copy, optim_wrapper))
 
@@ -97,7 +138,35 @@ def make_tasks(method: str, device: str) -> Dict[str, Callable[[], float]]:
         'student step': lambda: step(model.student, student_optim),
         'teacher forward': lambda: timed(teacher_forward),
         'distill step': lambda: step(model, optim),
+        OWN: method_modules,
     }
+
+
+def record_step(model, data: dict) -> dict:
+    """What one distillation step's recorders hold (student with gradients, teacher without),
+    and the preprocessed batch it ran on."""
+    batch = model.data_preprocessor(copy.deepcopy(data), True)
+    inputs, samples = batch['inputs'], batch['data_samples']
+    model._run_teacher(inputs, samples)
+    teacher = model.teacher_recorders.buffers()
+    with model.student_recorders.recording():
+        model.student(inputs, samples, mode='loss')  # some recorders watch the loss methods
+        student = model.student_recorders.buffers()
+    model.teacher_recorders.reset()
+    return dict(student=student, teacher=teacher, inputs=inputs, data_samples=samples)
+
+
+def _leaves(buffers: dict) -> dict:
+    """Recorded student tensors as fresh leaves that require grad (backward stops there)."""
+    def leaf(x):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return x.detach().requires_grad_()
+        if isinstance(x, dict):
+            return {k: leaf(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(leaf(i) for i in x)
+        return x
+    return {name: [leaf(item) for item in items] for name, items in buffers.items()}
 
 
 def peak_memory_mb(method: str, task: str, device: str) -> float:
@@ -148,13 +217,18 @@ def main() -> None:
         tasks = make_tasks(method, args.device)
         times = interleaved_medians(tasks, args.reps)
         med = {k: median(v) for k, v in times.items()}
-        ratio = med['distill step'] / (med['student step'] + med['teacher forward'])
+        unavoidable = med['student step'] + med['teacher forward']
+        ratio = med['distill step'] / unavoidable
+        # What the distiller adds beyond student, teacher and the method's own modules.
+        glue = (med['distill step'] - unavoidable - med[OWN]) / unavoidable
         memory = {} if args.no_memory else {
             task: peak_memory_mb(method, task, args.device) for task in TASKS}
         results[method] = dict(config=osp.relpath(METHODS[method][0], REPO_ROOT),
                                batch=METHODS[method][1][0], size=list(METHODS[method][1][1]),
-                               median_s=med, times_s=times, ratio=ratio, peak_memory_mb=memory)
-        rows.append([method] + [f'{med[t]:.3f}' for t in TASKS] + [f'{ratio:.2f}'] +
+                               median_s=med, times_s=times, ratio=ratio, glue=glue,
+                               peak_memory_mb=memory)
+        rows.append([method] + [f'{med[t]:.3f}' for t in TASKS + (OWN, )] +
+                    [f'{ratio:.2f}', f'{glue:+.1%}'] +
                     [f'{memory[t]:.0f}' if memory else '' for t in TASKS])
         print(f'[overhead] {method}: ratio {ratio:.2f}', flush=True)
         del tasks
@@ -162,7 +236,8 @@ def main() -> None:
           f'({args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, '
           'random weights)\n')
     print(markdown_table(['method', 'student step s', 'teacher fwd s', 'distill step s',
-                          'ratio', 'student MiB', 'teacher MiB', 'distill MiB'], rows))
+                          'method modules s', 'ratio', 'glue', 'student MiB', 'teacher MiB',
+                          'distill MiB'], rows))
     own_work = {key: {m: r['ratio'] for m, r in results.items() if pattern in m}
                 for key, pattern in OWN_WORK.items()}
     others = {m: r['ratio'] for m, r in results.items()
@@ -172,11 +247,14 @@ def main() -> None:
                                 torch=torch.__version__),
                    reps=args.reps, methods=results,
                    overhead_ratio=max(others.values()) if others else None,
+                   glue_max=max(r['glue'] for r in results.values()) if results else None,
                    **{key: max(r.values()) if r else None for key, r in own_work.items()})
     os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
     with open(args.results + '.part', 'w') as f:
         json.dump(summary, f, indent=1)
     os.replace(args.results + '.part', args.results)
+    if results:
+        print(f'glue_max={summary["glue_max"]:+.1%}')
     for key, ratios in own_work.items():
         if ratios:
             print(f'{key}={summary[key]:.2f}')
