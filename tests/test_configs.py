@@ -8,12 +8,15 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
+from mmstructkd.datasets import KEY_FIELD
 from tests.conftest import REPO_ROOT
 
 ALL_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py')))
-#: Distillation configs, by their method prefix; the rest are plain teacher/student configs.
-KD_PREFIXES = ('kd_', 'fitnets_', 'structkd_', 'reviewkd_', 'stkd_', 'cls2det_')
-KD_CONFIGS = [p for p in ALL_CONFIGS if osp.basename(p).startswith(KD_PREFIXES)]
+#: Distillation configs, by their method (the name's first field, variants after a hyphen:
+#: ``kd-teacher-cache_...``, ``stkd-clean_...``); the rest are plain teacher/student configs.
+KD_METHODS = ('kd', 'fitnets', 'structkd', 'reviewkd', 'stkd', 'cls2det')
+KD_CONFIGS = [p for p in ALL_CONFIGS
+              if osp.basename(p).split('_')[0].split('-')[0] in KD_METHODS]
 PLAIN_CONFIGS = [p for p in ALL_CONFIGS if p not in KD_CONFIGS]
 
 
@@ -53,10 +56,12 @@ def fake_batch(cfg, model, size=64):
 
 
 @pytest.mark.parametrize('path', KD_CONFIGS, ids=osp.basename)
-def test_kd_config_builds_and_runs_one_step(path):
+def test_kd_config_builds_and_runs_one_step(path, tmp_path):
     cfg = Config.fromfile(path)
     assert cfg.model.type.startswith('mmstructkd.')
     cfg.model.teacher_ckpt = None  # the released checkpoint needs internet
+    if cfg.model.get('teacher_cache'):
+        cfg.model.teacher_cache.dir = str(tmp_path / 'teacher_cache')
     if cfg.get('data_preprocessor'):  # mmpretrain keeps it at the top level: as the Runner does
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     if cfg.default_scope == 'mmseg':  # keep CPU time small: pad to 64x64, not 512x1024
@@ -68,7 +73,11 @@ def test_kd_config_builds_and_runs_one_step(path):
         model = MODELS.build(cfg.model)
         model.train()
         # SSD300's VGG needs its input size (its config's input_size); 64x64 elsewhere
-        losses = model(**fake_batch(cfg, model, size=cfg.get('input_size', 64)), mode='loss')
+        batch = fake_batch(cfg, model, size=cfg.get('input_size', 64))
+        if cfg.model.get('teacher_cache'):  # the keys ReplayableViews gives each sample view
+            for i, sample in enumerate(batch['data_samples']):
+                sample.set_metainfo({KEY_FIELD: ('test', i, 0)})
+        losses = model(**batch, mode='loss')
     distill = [k for k in losses if k.startswith('distill.')]
     assert distill and all(torch.isfinite(losses[k]) for k in distill)
 
@@ -85,8 +94,8 @@ def test_plain_configs_build(path):
     'path', sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'blockwise', 'blockwise_*.py'))),
     ids=osp.basename)
 def test_compression_configs_split_their_teacher_and_list_candidates(path):
-    from mmstructkd.compression import (build_candidates, build_classifier,
-                                        compression_settings, split_backbone)
+    from mmstructkd.compression import (build_candidates, build_classifier, compression_settings,
+                                        split_backbone)
     cfg = Config.fromfile(path)
     settings = compression_settings(cfg)  # unknown settings are errors
     split = split_backbone(build_classifier(cfg).backbone)
