@@ -9,6 +9,7 @@ method's runs (``benchmarks/results/<benchmark>_runs``). :func:`compare` runs th
 comparison and reports it.
 """
 import argparse
+import copy
 import glob
 import gzip
 import os
@@ -19,6 +20,7 @@ import tempfile
 from typing import Dict, Optional
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 # isort: split
 from common import REPO_ROOT
@@ -149,6 +151,27 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
 
 
 METRIC = 'accuracy/top1'
+
+
+def train_subset_top1(variant: str, config: str, seed: int, args: argparse.Namespace,
+                      runs_dir: str) -> float:
+    """Top-1 of a finished run's final student on the clean images it trained on (the training
+    subset through the test pipeline): with the test top-1 it shows how well the student fits
+    its data, i.e. whether it underfits (a regulariser such as mixup cannot help then) or
+    overfits."""
+    ckpt, _ = teacher_checkpoint(args)
+    run = train_student(variant, config, seed, args, ckpt, runs_dir)  # finished: reused
+    name = 'epoch_{}_student.pth' if 'teacher' in Config.fromfile(config).model \
+        else 'epoch_{}.pth'
+    cfg = configure(Config.fromfile(STUDENT_CONFIG), seed, args.epochs, args.data_root,
+                    subset=args.subset or None)
+    train_set = copy.deepcopy(cfg.train_dataloader.dataset)
+    train_set.pipeline = cfg.test_dataloader.dataset.pipeline
+    cfg.test_dataloader.dataset = train_set
+    cfg.load_from = osp.join(run['work_dir'], name.format(args.epochs))
+    cfg.work_dir = osp.join(run['work_dir'], 'train_subset_eval')
+    cfg.log_level = 'WARNING'
+    return Runner.from_cfg(cfg).test()[METRIC]
 
 
 def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, baseline: str,

@@ -1,5 +1,5 @@
 # ReviewKD on Fashion-MNIST (the CPU benchmark, benchmarks/reviewkd_fashion_mnist.py): the
-# half-width CIFAR ResNet-18 teacher into the quarter-width student (configs/baselines/), four
+# half-width CIFAR ResNet-18 teacher into the eighth-width student (configs/baselines/), four
 # stages (32..256 vs 8..64 channels) plus the embeddings, HCL weight 1.0 warmed up over the
 # first epoch.
 _base_ = ['../baselines/resnet18-w8_cifar_1xb128-15e_fashion-mnist.py']
