@@ -33,10 +33,30 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     parser.add_argument('--work-dir', default=WORK_ROOT)
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       results))
+    parser.add_argument('--workers', type=int, default=1, help='data loading processes per run')
+    parser.add_argument('--subset', type=int, default=0,
+                        help='smoke tests: the first N train/val images (8N crops for a '
+                        'classifier teacher); 0 = all')
+    parser.add_argument('--teacher-only', action='store_true',
+                        help='train (or reuse) the teacher and stop: lets the student runs start '
+                        'in parallel afterwards (benchmarks/bccd_parallel.sh)')
+
+
+def subset(cfg: Config, n_train: int, n_val: int) -> None:
+    """Smoke tests: train and validate on the first images (crops) only."""
+    cfg.train_dataloader.dataset.indices = n_train
+    for loader in ('val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.indices = n_val
+
+
+def run_name(name: str, args: argparse.Namespace) -> str:
+    """A run's name, marked when it is a smoke test on a subset."""
+    return f'{name}_subset{args.subset}' if args.subset else name
 
 
 def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> Config:
-    """Point a BCCD config at the data and the ImageNet weights; set seed and schedule."""
+    """Point a BCCD config at the data and the ImageNet weights; set seed and schedule (and
+    the subset of a smoke test)."""
     cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_epochs = epochs
     cfg.train_cfg.val_interval = epochs + 1  # validated once, after training (run_config)
@@ -49,20 +69,22 @@ def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> 
     data_root = osp.join(args.data_root, '')
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
-        cfg[loader].num_workers = 1
+        cfg[loader].num_workers = args.workers
     for evaluator in ('val_evaluator', 'test_evaluator'):
         cfg[evaluator].ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
     pretrained = imagenet_mobilenet_v2(
         osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mmdet.pth'), layout='mmdet')
     model = cfg.model.get('student', cfg.model)
     model.backbone.init_cfg.checkpoint = pretrained
+    if args.subset:
+        subset(cfg, args.subset, args.subset)
     return cfg
 
 
 def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     """Train (or reuse) the shared teacher; return its checkpoint path and its result."""
     cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, args.teacher_epochs, args)
-    result = run_config(f'teacher_{args.teacher_epochs}e', cfg, args.work_dir,
+    result = run_config(run_name(f'teacher_{args.teacher_epochs}e', args), cfg, args.work_dir,
                         shared_runs_dir(args), reuse_needs=f'epoch_{args.teacher_epochs}.pth')
     return osp.join(result['work_dir'], f'epoch_{args.teacher_epochs}.pth'), _no_boxes_is_0(result)
 
@@ -88,13 +110,14 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
         name += f'_t{args.teacher_epochs}e'
     if variant in SHARED_VARIANTS:
         runs_dir = shared_runs_dir(args)
-    return _no_boxes_is_0(run_config(f'{name}_seed{seed}', cfg, args.work_dir, runs_dir))
+    return _no_boxes_is_0(run_config(run_name(f'{name}_seed{seed}', args), cfg, args.work_dir,
+                                     runs_dir))
 
 
 def header(args: argparse.Namespace):
     """The line above a BCCD table."""
     def line(teacher: dict) -> str:
-        return (f'BCCD val bbox mAP x100 (87 images); students: {args.epochs} epochs, seeds '
-                f'{list(args.seeds)}; teacher {teacher["metrics"][METRIC] * 100:.2f} '
+        return (f'BCCD val bbox mAP x100 ({args.subset or 87} images); students: {args.epochs} '
+                f'epochs, seeds {list(args.seeds)}; teacher {teacher["metrics"][METRIC] * 100:.2f} '
                 f'({args.teacher_epochs} epochs)')
     return line

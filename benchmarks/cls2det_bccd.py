@@ -19,8 +19,6 @@ Smoke test (minutes, numbers meaningless): ``--subset 8 --epochs 1 --teacher-epo
 --work-dir /tmp/cls2det --results /tmp/cls2det/cls2det_bccd.json``.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -30,8 +28,9 @@ from mmengine.config import Config
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments, configure, shared_runs_dir
-from common import REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config
+from bccd import (METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments, configure, run_name,
+                  shared_runs_dir, subset)
+from common import REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config, write_json
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'cls2det')
 TEACHER_CONFIG = osp.join(CONFIGS, 'mobilenet-v2_1xb64-24e_bccd-crops-112x112.py')
@@ -45,13 +44,6 @@ VARIANTS = {
 DISTILLED = ('rec', 'loc', 'rec+loc')
 CLASSES = ('RBC', 'WBC', 'Platelets')
 TEACHER_METRIC = 'accuracy/top1'
-
-
-def subset(cfg: Config, n_train: int, n_val: int) -> None:
-    """Smoke tests: train and validate on the first images (crops) only."""
-    cfg.train_dataloader.dataset.indices = n_train
-    for loader in ('val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.indices = n_val
 
 
 def crop_dataset(args: argparse.Namespace) -> str:
@@ -80,12 +72,10 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     cfg.model.backbone.init_cfg.checkpoint = imagenet_mobilenet_v2(
         osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mmpretrain.pth'),
         layout='mmpretrain')
-    name = f'cls_teacher_{epochs}e'
     if args.subset:
         subset(cfg, 8 * args.subset, 8 * args.subset)
-        name += f'_subset{args.subset}'
-    result = run_config(name, cfg, args.work_dir, runs_dir(args),
-                        reuse_needs=f'epoch_{epochs}.pth')
+    result = run_config(run_name(f'cls_teacher_{epochs}e', args), cfg, args.work_dir,
+                        runs_dir(args), reuse_needs=f'epoch_{epochs}.pth')
     return osp.join(result['work_dir'], f'epoch_{epochs}.pth'), result
 
 
@@ -102,11 +92,8 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
         name = f'cls2det_{name}_t{args.teacher_epochs}e'
-    if args.subset:
-        subset(cfg, args.subset, args.subset)
-        name += f'_subset{args.subset}'
     folder = shared_runs_dir(args) if variant in SHARED_VARIANTS else own_runs_dir
-    result = run_config(f'{name}_seed{seed}', cfg, args.work_dir, folder)
+    result = run_config(run_name(f'{name}_seed{seed}', args), cfg, args.work_dir, folder)
     result['metrics'].setdefault(METRIC, 0.0)  # CocoMetric gives nothing for no boxes at all
     return result
 
@@ -136,10 +123,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_arguments(parser, 'cls2det_bccd.json')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument('--subset', type=int, default=0,
-                        help='smoke tests: the first N train/val images (8N crops for the '
-                        'teacher); 0 = all')
     args = parser.parse_args()
+    if args.teacher_only:
+        print('teacher:', teacher_checkpoint(args)[0])
+        return
     summary = compare(args, VARIANTS, method='rec+loc', baseline='student',
                       last_key='rec_loc_map_gain', metric=METRIC, metric_name='bbox mAP',
                       train_teacher=teacher_checkpoint, train_student=train_student,
@@ -155,10 +142,7 @@ def main() -> None:
     gain = mean[best] - mean['student'] if best and 'student' in mean else float('nan')
     summary.update(gain=None if gain != gain else round(gain, 2), best_variant=best,
                    gain_definition='best distilled variant (by mean) minus the student alone')
-    tmp = args.results + '.part'
-    with open(tmp, 'w') as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, args.results)
+    write_json(args.results, summary)
     print(f'map_gain={gain:+.2f} spread={summary["spread"]:.2f}')
 
 

@@ -54,6 +54,11 @@ def imagenet_mobilenet_v2(out: str, layout: str = 'mmseg') -> str:
     return out
 
 
+def device_name() -> str:
+    """What a run computed on: the GPU's name, or ``cpu``."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
+
+
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                reuse_needs: Optional[str] = None,
                before_val: Optional[Callable[[Runner], dict]] = None) -> dict:
@@ -73,7 +78,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
     Returns:
         dict: ``metrics`` (the final validation), ``step_time_s`` (median over all iterations,
         robust to other jobs on the machine and restored on resume), ``train_time_s``
-        (iterations x median step time), ``work_dir`` and the run's ``seed``.
+        (iterations x median step time), ``device`` (``cpu`` or the GPU), ``work_dir`` and the
+        run's ``seed``.
     """
     work_dir = osp.join(work_root, name)
     result_file = osp.join(results_dir, f'{name}.json')
@@ -95,7 +101,7 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                   seed=cfg.get('randomness', {}).get('seed'), iters=runner.iter,
                   step_time_s=round(step_time, 4), train_time_s=round(step_time * runner.iter, 1),
                   wall_time_this_invocation_s=round(wall_time, 1), resumed=bool(cfg.resume),
-                  metrics=metrics)
+                  device=device_name(), metrics=metrics)
     if extra is not None:
         result['extra'] = extra
     os.makedirs(results_dir, exist_ok=True)
@@ -187,16 +193,24 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         metric=metric, scale=scale, **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
         mean={v: round(m, 2) for v, m in mean.items()}, settings=settings,
         teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
-        machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
+        machine=dict(cpus=os.cpu_count(), torch=torch.__version__, device=device_name()),
         runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], value=values[v][s],
                    **{k: x for k, x in runs[(v, s)].items()
                       if k not in ('work_dir', 'config', 'seed')})
               for v in chosen for s in seeds])
-    os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
-    with open(args.results, 'w') as f:
-        json.dump(summary, f, indent=2)
+    write_json(args.results, summary)
     print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
     return summary
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write ``data`` atomically: runs of one benchmark may finish side by side
+    (``bccd_parallel.sh``), and a reader never sees half a file."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.part'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
 
 
 def _round(x: float):

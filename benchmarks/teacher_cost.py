@@ -70,6 +70,10 @@ METRIC_VARIANTS = {
 # step, which tells the cache's effect from that of fewer distinct augmentations.
 METRIC_VARIANTS['kd-views'] = METRIC_VARIANTS['kd-teacher-cache']
 VARIANT_OPTIONS = {'kd-views': dict(model=dict(teacher_cache=None))}
+# And the cache's storage: fp32 stores the teacher's logits exactly, which tells the effect of
+# fp16 storage from that of reading stored outputs at all.
+METRIC_VARIANTS['kd-teacher-cache-fp32'] = METRIC_VARIANTS['kd-teacher-cache']
+CACHE_DTYPES = {'kd-teacher-cache': 'fp16', 'kd-teacher-cache-fp32': 'fp32'}
 SAFE_REL_DIFF = 0.02
 SAFE_ARGMAX = 0.99
 
@@ -180,15 +184,19 @@ def metric_part(args: argparse.Namespace) -> dict:
     runs_dir = osp.join(osp.dirname(osp.abspath(args.results)), 'teacher_cost_runs')
     values: Dict[str, Dict[int, float]] = {}
     times: Dict[str, Dict[int, float]] = {}
-    # One cache per teacher, shared by the seeds (the teacher's outputs do not depend on the
-    # student's seed): the first run fills it, the later ones read it.
-    cache = dict(model=dict(teacher_cache=dict(dir=osp.join(
-        osp.dirname(ckpt), 'teacher_cache_fashion-mnist'))))
     for variant, config in METRIC_VARIANTS.items():
+        options = VARIANT_OPTIONS.get(variant)
+        if variant in CACHE_DTYPES:
+            # One cache per teacher and storage type, shared by the seeds (the teacher's
+            # outputs do not depend on the student's seed): the first run fills it, the later
+            # ones read it.
+            dtype = CACHE_DTYPES[variant]
+            folder = 'teacher_cache_fashion-mnist' + ('' if dtype == 'fp16' else f'-{dtype}')
+            options = dict(model=dict(teacher_cache=dict(
+                dir=osp.join(osp.dirname(ckpt), folder), dtype=dtype)))
         for seed in args.seeds:
             result = train_student(variant, config, seed, args, ckpt, runs_dir,
-                                   options=cache if 'cache' in variant
-                                   else VARIANT_OPTIONS.get(variant))
+                                   options=options)
             values.setdefault(variant, {})[seed] = result['metrics']['accuracy/top1']
             times.setdefault(variant, {})[seed] = result.get('train_time_s')
     means, spread = seed_stats(values)

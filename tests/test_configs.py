@@ -1,6 +1,8 @@
 """Every shipped config builds with the stock toolboxes and runs one distillation step."""
+import copy
 import glob
 import os.path as osp
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -20,8 +22,9 @@ KD_CONFIGS = [p for p in ALL_CONFIGS
 PLAIN_CONFIGS = [p for p in ALL_CONFIGS if p not in KD_CONFIGS]
 
 
-def fake_batch(cfg, model, size=64):
-    """A random batch of two images with the ground truth each toolbox needs."""
+def fake_batch(cfg, model, size=64, preprocess=True):
+    """A random batch of two images with the ground truth each toolbox needs (as the data
+    loader gives it when ``preprocess`` is False, as the model's ``forward`` takes it if True)."""
     mean = getattr(model.data_preprocessor, 'mean', None)
     channels = mean.shape[0] if mean is not None else 3  # 1 for the Fashion-MNIST configs
     inputs = torch.rand(2, channels, size, size) * 255
@@ -52,34 +55,95 @@ def fake_batch(cfg, model, size=64):
     else:
         from mmpretrain.structures import DataSample
         samples = [DataSample().set_gt_label(1) for _ in range(2)]
-    return model.data_preprocessor(dict(inputs=list(inputs), data_samples=samples), True)
+    if cfg.model.get('teacher_cache'):  # the keys ReplayableViews gives each sample view
+        for i, sample in enumerate(samples):
+            sample.set_metainfo({KEY_FIELD: ('test', i, 0)})
+    batch = dict(inputs=list(inputs), data_samples=samples)
+    return model.data_preprocessor(batch, True) if preprocess else batch
 
 
-@pytest.mark.parametrize('path', KD_CONFIGS, ids=osp.basename)
-def test_kd_config_builds_and_runs_one_step(path, tmp_path):
+def build_kd_model(path, tmp_path, init_weights=False):
+    """The config's distiller, as the Runner builds it, in train mode (teacher without its
+    released checkpoint, which needs internet). ``init_weights``: initialise as the Runner does
+    (the configs' own init schemes; ``Pretrained`` weights, which need internet, not loaded)."""
     cfg = Config.fromfile(path)
     assert cfg.model.type.startswith('mmstructkd.')
-    cfg.model.teacher_ckpt = None  # the released checkpoint needs internet
+    cfg.model.teacher_ckpt = None
     if cfg.model.get('teacher_cache'):
         cfg.model.teacher_cache.dir = str(tmp_path / 'teacher_cache')
     if cfg.get('data_preprocessor'):  # mmpretrain keeps it at the top level: as the Runner does
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    if cfg.default_scope == 'mmseg':  # keep CPU time small: pad to 64x64, not 512x1024
+    if cfg.default_scope == 'mmseg':  # keep the time small: pad to 64x64, not 512x1024
         student = cfg.model.student
         if 'data_preprocessor' not in student:  # student given by cfg_path: an override
             student.data_preprocessor = dict()
         student.data_preprocessor.size = (64, 64)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
-        model.train()
+        if init_weights:
+            from mmengine.model.weight_init import PretrainedInit
+            with mock.patch.object(PretrainedInit, '__call__', lambda self, module: None):
+                model.init_weights()
+    model.train()
+    return cfg, model
+
+
+@pytest.mark.parametrize('path', KD_CONFIGS, ids=osp.basename)
+def test_kd_config_builds_and_runs_one_step(path, tmp_path):
+    cfg, model = build_kd_model(path, tmp_path)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
         # SSD300's VGG needs its input size (its config's input_size); 64x64 elsewhere
         batch = fake_batch(cfg, model, size=cfg.get('input_size', 64))
-        if cfg.model.get('teacher_cache'):  # the keys ReplayableViews gives each sample view
-            for i, sample in enumerate(batch['data_samples']):
-                sample.set_metainfo({KEY_FIELD: ('test', i, 0)})
         losses = model(**batch, mode='loss')
     distill = [k for k in losses if k.startswith('distill.')]
     assert distill and all(torch.isfinite(losses[k]) for k in distill)
+
+
+def set_warmup_lr(cfg, optim_wrapper):
+    """Scale the learning rates to what the config's LinearLR warm-up sets at iteration 0, as
+    the Runner would (SSD300 from scratch diverges within two steps at its full rate)."""
+    schedulers = cfg.get('param_scheduler') or []
+    factor = next((s.get('start_factor', 1 / 3) for s in schedulers
+                   if isinstance(s, dict) and s.get('type') == 'LinearLR'), 1.0)
+    wrappers = getattr(optim_wrapper, 'optim_wrappers', {'': optim_wrapper}).values()
+    for wrapper in wrappers:
+        for group in wrapper.optimizer.param_groups:
+            group['lr'] *= factor
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.parametrize('path', KD_CONFIGS, ids=osp.basename)
+def test_kd_config_trains_on_cuda(path, tmp_path):
+    train_three_steps(path, tmp_path, 'cuda')
+
+
+def train_three_steps(path, tmp_path, device):
+    """Three optimizer steps of a config on ``device``, through ``train_step`` with the config's
+    own optimizer wrapper (two for adversarial configs) at its warm-up learning rate: finite
+    losses, the student moves, the teacher (weights and BN statistics) does not, and every
+    parameter stays on ``device``."""
+    from mmengine.optim import build_optim_wrapper
+
+    # initialised as the Runner would: SSD's VGG (no BN) explodes from PyTorch's default init
+    cfg, model = build_kd_model(path, tmp_path, init_weights=True)
+    model.to(device)
+    teacher_before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in model.student.named_parameters()}
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        set_warmup_lr(cfg, optim_wrapper)
+        # one batch, three times: a teacher cache checks that a key's images stay the same
+        batch = fake_batch(cfg, model, size=cfg.get('input_size', 64), preprocess=False)
+        for _ in range(3):
+            log_vars = model.train_step(copy.deepcopy(batch), optim_wrapper)
+    assert log_vars and all(np.isfinite(float(v)) for v in log_vars.values()), log_vars
+    assert any(k.startswith('distill.') for k in log_vars)
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), f'teacher {k} changed'
+    moved = [k for k, p in model.student.named_parameters()
+             if not torch.equal(p, student_before[k])]
+    assert moved, 'no student parameter was updated'
+    assert all(p.device.type == device for p in model.parameters())
 
 
 @pytest.mark.parametrize('path', PLAIN_CONFIGS, ids=osp.basename)
