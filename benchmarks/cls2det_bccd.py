@@ -13,7 +13,7 @@ mean over seeds, each seed, training time), one of per-class AP, writes
 detector alone, ``spread``: the largest seed-to-seed difference of any variant) and, last,
 ``map_gain=+X.XX spread=Y.YY``.
 
-    python benchmarks/cls2det_bccd.py [--seeds 0 1 2] [--epochs 24] [--teacher-epochs 24]
+    python benchmarks/cls2det_bccd.py [--seeds 0 1 2] [--epochs 24] [--teacher-epochs 48]
 
 Smoke test (minutes, numbers meaningless): ``--subset 8 --epochs 1 --teacher-epochs 1 --seeds 0
 --work-dir /tmp/cls2det --results /tmp/cls2det/cls2det_bccd.json``.
