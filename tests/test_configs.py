@@ -117,6 +117,16 @@ def test_kd_config_trains_on_cuda(path, tmp_path):
     train_three_steps(path, tmp_path, 'cuda')
 
 
+#: Small configs whose training steps also run on the CPU, so CI exercises the check above.
+CPU_TRAIN_CONFIGS = [p for p in KD_CONFIGS if osp.basename(p).startswith(
+    ('kd_resnet18-w32', 'reviewkd_retinanet-mnv2', 'structkd_pixel-pair-holistic_aspp'))]
+
+
+@pytest.mark.parametrize('path', CPU_TRAIN_CONFIGS, ids=osp.basename)
+def test_kd_config_trains_on_cpu(path, tmp_path):
+    train_three_steps(path, tmp_path, 'cpu')
+
+
 def train_three_steps(path, tmp_path, device):
     """Three optimizer steps of a config on ``device``, through ``train_step`` with the config's
     own optimizer wrapper (two for adversarial configs) at its warm-up learning rate: finite
