@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import Config
 
 # isort: split
-from common import REPO_ROOT, imagenet_mobilenet_v2, run_config
+from common import REPO_ROOT, add_report_argument, imagenet_mobilenet_v2, run_config
 
 DATA_ROOT = osp.join(REPO_ROOT, '..', 'shared', 'data', 'bccd')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'bccd')
@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     parser.add_argument('--subset', type=int, default=0,
                         help='smoke tests: the first N train/val images (8N crops for a '
                         'classifier teacher); 0 = all')
+    add_report_argument(parser)
     parser.add_argument('--teacher-only', action='store_true',
                         help='train (or reuse) the teacher and stop: lets the student runs start '
                         'in parallel afterwards (benchmarks/bccd_parallel.sh)')
@@ -67,7 +68,9 @@ def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> 
         if sched.type == 'MultiStepLR':  # the recipe's 16/22 of 24 epochs, scaled
             sched.end = epochs
             sched.milestones = [round(epochs * 2 / 3), round(epochs * 11 / 12)]
-    cfg.default_hooks.checkpoint.interval = max(epochs // 4, 1)
+    # every 2 epochs (the config keeps the last 2): a CPU run stopped by the end of a session
+    # loses at most 2 epochs when it resumes
+    cfg.default_hooks.checkpoint.interval = 2
     data_root = osp.join(args.data_root, '')
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root

@@ -2,7 +2,8 @@
 # Runs both BCCD detection benchmarks (reviewkd_bccd.py, cls2det_bccd.py) with their runs in
 # parallel: on one GPU a small detector leaves most of the card idle, so the runs share it.
 #
-#   1. the two teachers side by side (RetinaNet teacher, cell-crop classifier teacher);
+#   1. the two teachers side by side (RetinaNet teacher, cell-crop classifier teacher; one
+#      after the other with JOBS=1);
 #   2. every student run (variant x seed) as its own process, at most $JOBS at a time;
 #   3. each benchmark script once more: every run is finished and reused, so it only prints
 #      its table and writes its summary JSON (the last lines of logs/<benchmark>.log).
@@ -12,6 +13,10 @@
 # --seeds, --work-dir, --data-root, --workers) go to every call.
 #
 #   bash benchmarks/bccd_parallel.sh --epochs 48 --teacher-epochs 96 [--seeds 0 1 2]
+#
+# On a CPU, JOBS=1 runs one run at a time (each uses every core); stopped, it continues where
+# it stopped when started again (finished runs are reused, a run resumes from its checkpoint);
+# `python benchmarks/<script>.py --report` prints the table of the runs finished so far.
 #
 # Environment: JOBS (parallel student runs, default 8), PYTHON (default python), LOGS (folder of
 # the per-run logs, default work_dirs/benchmarks/bccd_logs).
@@ -41,6 +46,7 @@ wait_all() {  # wait for every background job; count the ones that failed
 
 echo "[bccd_parallel] teachers"
 "$py" benchmarks/reviewkd_bccd.py "${args[@]}" --teacher-only >"$logs/teacher_det.log" 2>&1 &
+((jobs > 1)) || wait_all  # JOBS=1 (a CPU): one after the other, not fighting for the cores
 "$py" benchmarks/cls2det_bccd.py "${args[@]}" --teacher-only >"$logs/teacher_cls.log" 2>&1 &
 wait_all
 if ((failed)); then
@@ -49,10 +55,16 @@ if ((failed)); then
 fi
 
 echo "[bccd_parallel] student runs (seeds ${seeds[*]}, $jobs at a time)"
-runs=()  # "<script> <variant> <seed>"; the student alone is one run shared by both scripts
+# "<script> <variant> <seed>"; the student alone is one run shared by both scripts. In the
+# order that completes comparisons soonest when few run at a time (JOBS=1 on a CPU, over
+# sessions): ReviewKD's pairs seed by seed, then cls2det's headline variant for every seed,
+# then its ablations.
+runs=()
 for seed in "${seeds[@]}"; do
   for variant in student reviewkd; do runs+=("reviewkd_bccd $variant $seed"); done
-  for variant in rec loc rec+loc; do runs+=("cls2det_bccd $variant $seed"); done
+done
+for variant in rec+loc rec loc; do
+  for seed in "${seeds[@]}"; do runs+=("cls2det_bccd $variant $seed"); done
 done
 for run in "${runs[@]}"; do
   read -r script variant seed <<<"$run"

@@ -66,7 +66,7 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     for sched in cfg.param_scheduler:
         if sched.type == 'CosineAnnealingLR':
             sched.end = epochs
-    cfg.default_hooks.checkpoint.interval = max(epochs // 4, 1)
+    cfg.default_hooks.checkpoint.interval = 2  # as bccd.configure: little lost on a resume
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = crops
     cfg.model.backbone.init_cfg.checkpoint = imagenet_mobilenet_v2(

@@ -59,6 +59,14 @@ def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
 
 
+class RunNotFinished(Exception):
+    """Raised by :func:`run_config` in report-only mode for a run without a result file."""
+
+
+#: Set by :func:`compare` for ``--report``: report the finished runs, train nothing.
+_report_only = False
+
+
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                reuse_needs: Optional[str] = None,
                before_val: Optional[Callable[[Runner], dict]] = None) -> dict:
@@ -87,6 +95,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                                     or osp.isfile(osp.join(work_dir, reuse_needs))):
         with open(result_file) as f:
             return dict(json.load(f), work_dir=work_dir)
+    if _report_only:
+        raise RunNotFinished(name)
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     runner = Runner.from_cfg(cfg)
@@ -129,6 +139,15 @@ def markdown_table(header: list, rows: list) -> str:
     return '\n'.join(lines)
 
 
+def add_report_argument(parser) -> None:
+    """``--report``: the table of the runs finished so far, nothing trained (see
+    :func:`compare`)."""
+    parser.add_argument('--report', action='store_true',
+                        help='train nothing: print the table of the runs finished so far '
+                        '(cells of unfinished runs are "-") and write the summary marked '
+                        '"complete": false while runs are missing')
+
+
 def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key: str,
             metric: str, metric_name: str, train_teacher: Callable, train_student: Callable,
             header: Callable[[dict], str], settings: dict, scale: float = 1.0,
@@ -138,7 +157,9 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
 
     Args:
         args: ``seeds``, ``variants`` (the ones to run) and ``results`` (summary JSON path; the
-            benchmark's own runs go to ``<results without .json>_runs``).
+            benchmark's own runs go to ``<results without .json>_runs``); optional ``report``:
+            train nothing, tabulate the runs finished so far (a long CPU benchmark spread over
+            sessions) and mark the summary ``complete: false`` while runs are missing.
         variants (dict[str, str]): Variant name -> config, in table order.
         method (str): The variant the benchmark is about.
         baseline (str): The variant its headline gain is measured against.
@@ -159,11 +180,18 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     Returns:
         dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
         over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
-        ``gain_over_<variant>`` for every other variant, settings, teacher and every run.
+        ``complete`` (every variant of ``variants`` ran every seed), ``gain_over_<variant>``
+        for every other variant, settings, teacher and every run.
     """
+    global _report_only
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     runs_dir = osp.splitext(args.results)[0] + '_runs'
-    teacher_ckpt, teacher = train_teacher(args)
+    _report_only = bool(getattr(args, 'report', False))
+    try:
+        teacher_ckpt, teacher = train_teacher(args)
+    except RunNotFinished as e:
+        raise SystemExit(f'--report: the teacher run "{e}" is not finished; run this script '
+                         'without --report to train it') from None
     if teacher_metric is None:
         print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
     else:
@@ -172,24 +200,35 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     runs = {}
     for seed in args.seeds:
         for variant in chosen:
-            runs[(variant, seed)] = result = train_student(
-                variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
+            try:
+                runs[(variant, seed)] = result = train_student(
+                    variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
+            except RunNotFinished:  # --report: an unfinished run is a '-' cell
+                continue
             print(f'{variant} seed {seed}: {result["metrics"][metric] * scale:.2f} {metric_name}')
+    _report_only = False
 
     seeds = list(args.seeds)
-    values = {v: {s: runs[(v, s)]['metrics'][metric] * scale for s in seeds} for v in chosen}
+    chosen = [v for v in chosen if any((v, s) in runs for s in seeds)]
+    values = {v: {s: runs[(v, s)]['metrics'][metric] * scale for s in seeds if (v, s) in runs}
+              for v in chosen}
+    complete = len(runs) == len(variants) * len(seeds)  # every variant, every seed
     mean, spread = seed_stats(values)
     # A comparison whose variants were not run is NaN in the last line, null in the JSON.
     gains = {other: (mean[method] - mean[other] if {method, other} <= set(mean)
                      else float('nan')) for other in variants if other != method}
-    rows = [[v, mean[v]] + [values[v][s] for s in seeds] +
-            [round(sum(runs[(v, s)]['train_time_s'] for s in seeds) / len(seeds))]
+    rows = [[v, mean[v]] + [values[v].get(s, '-') for s in seeds] +
+            [round(float(np.mean([runs[(v, s)]['train_time_s'] for s in values[v]])))]
             for v in chosen]
     print(header(teacher))
+    if not complete:
+        print(f'PARTIAL: {len(runs)} of {len(variants) * len(seeds)} runs '
+              'finished; a mean is over the finished seeds of its variant')
     print(markdown_table(['variant', f'{metric_name} (mean)'] + [f'seed {s}' for s in seeds] +
                          ['train time (s/run)'], rows))
     summary = dict(
-        gain=_round(gains[baseline]), spread=_round(spread), method=method, baseline=baseline,
+        gain=_round(gains[baseline]), spread=_round(spread), complete=complete,
+        method=method, baseline=baseline,
         metric=metric, scale=scale, **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
         mean={v: round(m, 2) for v, m in mean.items()}, settings=settings,
         teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
@@ -197,7 +236,7 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], value=values[v][s],
                    **{k: x for k, x in runs[(v, s)].items()
                       if k not in ('work_dir', 'config', 'seed')})
-              for v in chosen for s in seeds])
+              for v in chosen for s in seeds if (v, s) in runs])
     write_json(args.results, summary)
     print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
     return summary

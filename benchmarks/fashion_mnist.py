@@ -23,7 +23,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 # isort: split
-from common import REPO_ROOT
+from common import REPO_ROOT, add_report_argument
 from common import compare as common_compare
 from common import run_config
 
@@ -111,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
                         'shared by the benchmarks that use the same folder and settings)')
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       results))
+    add_report_argument(parser)
 
 
 def shared_runs_dir(args: argparse.Namespace) -> str:
