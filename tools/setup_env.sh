@@ -52,11 +52,8 @@ if ! compgen -G "$wheel_cache/mmcv-${mmcv_version}-*.whl" >/dev/null; then
   tar -xzf "$build_dir/mmcv-${mmcv_version}.tar.gz" -C "$build_dir"
   src="$build_dir/mmcv-${mmcv_version}"
   # mmcv forces C++17; the headers of torch >= 2.10 need C++20.
-  torch_major_minor="$("$venv/bin/python" -c 'import torch; print(*torch.__version__.split(".")[:2], sep=".")')"
-  if "$venv/bin/python" -c "import sys; sys.exit(0 if tuple(map(int, '$torch_major_minor'.split('.'))) >= (2, 10) else 1)"; then
-    grep -q -- '-std=c++17' "$src/setup.py" || { log "mmcv setup.py no longer sets -std=c++17; update this script"; exit 1; }
-    sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
-  fi
+  cxx="$(bash tools/mmcv_cxx_std.sh "$venv/bin/python" "$src")"
+  log "mmcv builds with $cxx"
   MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$venv/bin/python" -m pip wheel \
     --disable-pip-version-check --no-deps --no-build-isolation -w "$build_dir/wheel" "$src"
   cp "$build_dir"/wheel/mmcv-*.whl "$wheel_cache/"

@@ -41,21 +41,13 @@ export PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}"
 "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' || {
   log "torch sees no CUDA GPU here: use tools/setup_env.sh (CPU ops) instead"; exit 1; }
 arch="$("$py" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')"
-# The C++ standard torch builds its own extensions with (C++20 from torch 2.10 or so on).
-cxx="$("$py" -c '
-import inspect, torch.utils.cpp_extension as ext
-print("c++20" if "-std=c++20" in inspect.getsource(ext) else "c++17")')"
 
 build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
 tar -xzf "$sdist" -C "$build"
 src="$(echo "$build"/mmcv-*)"
 # mmcv forces C++17; torch headers that want C++20 fail with it (as in tools/setup_env.sh).
-if [[ "$cxx" == c++20 ]]; then
-  grep -q -- '-std=c++17' "$src/setup.py" || {
-    log "mmcv setup.py no longer sets -std=c++17; update this script"; exit 1; }
-  sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
-fi
+cxx="$(bash "$(dirname "${BASH_SOURCE[0]}")/mmcv_cxx_std.sh" "$py" "$src")"
 log "building $(basename "$src") with CUDA ops for sm_${arch/./} ($cxx, ${MAX_JOBS:-all} jobs)"
 start=$SECONDS
 FORCE_CUDA=1 MMCV_WITH_OPS=1 TORCH_CUDA_ARCH_LIST="$arch" MAX_JOBS="${MAX_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}" \
