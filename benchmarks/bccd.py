@@ -3,7 +3,7 @@
 BCCD (``../shared/data/bccd``: 205 train / 87 val images, 320x240, RBC / WBC / Platelets) is
 read in place. The detectors' backbone is torchvision's ImageNet MobileNetV2, converted once
 (``common.imagenet_mobilenet_v2``). The teacher (``configs/baselines/retinanet_mobilenetv2_
-fpn128_...``) and the student alone are trained once and shared by the benchmarks that compare
+fpn128-gn_...``) and the student alone are trained once and shared by the benchmarks that compare
 with them (``benchmarks/results/bccd_runs``).
 """
 import argparse
@@ -17,7 +17,7 @@ from common import REPO_ROOT, add_report_argument, imagenet_mobilenet_v2, run_co
 DATA_ROOT = osp.join(REPO_ROOT, '..', 'shared', 'data', 'bccd')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'bccd')
 BASELINES = osp.join(REPO_ROOT, 'configs', 'baselines')
-TEACHER_CONFIG = osp.join(BASELINES, 'retinanet_mobilenetv2_fpn128_1xb8-24e_bccd-320x240.py')
+TEACHER_CONFIG = osp.join(BASELINES, 'retinanet_mobilenetv2_fpn128-gn_1xb8-24e_bccd-320x240.py')
 STUDENT_CONFIG = osp.join(BASELINES,
                           'retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py')
 SHARED_VARIANTS = ('student', )
@@ -89,7 +89,7 @@ def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> 
 def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     """Train (or reuse) the shared teacher; return its checkpoint path and its result."""
     cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, args.teacher_epochs, args)
-    result = run_config(run_name(f'teacher_{args.teacher_epochs}e', args), cfg, args.work_dir,
+    result = run_config(run_name(f'teacher-gn_{args.teacher_epochs}e', args), cfg, args.work_dir,
                         shared_runs_dir(args), reuse_needs=f'epoch_{args.teacher_epochs}.pth')
     return osp.join(result['work_dir'], f'epoch_{args.teacher_epochs}.pth'), _no_boxes_is_0(result)
 

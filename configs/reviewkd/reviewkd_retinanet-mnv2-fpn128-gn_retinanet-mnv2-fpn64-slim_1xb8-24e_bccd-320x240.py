@@ -9,7 +9,7 @@ model = dict(
     type='mmstructkd.SingleTeacherDistiller',
     student=_base_.model,
     teacher=dict(cfg_path='{{fileDirname}}/../baselines/'
-                          'retinanet_mobilenetv2_fpn128_1xb8-24e_bccd-320x240.py'),
+                          'retinanet_mobilenetv2_fpn128-gn_1xb8-24e_bccd-320x240.py'),
     teacher_ckpt=None,  # set to the teacher's trained checkpoint (the benchmark does)
     student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
