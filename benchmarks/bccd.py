@@ -2,7 +2,8 @@
 
 BCCD (``../shared/data/bccd``: 205 train / 87 val images, 320x240, RBC / WBC / Platelets) is
 read in place. The detectors' backbone is torchvision's ImageNet MobileNetV2, converted once
-(``common.imagenet_mobilenet_v2``). The teacher (``configs/baselines/retinanet_mobilenetv2_
+(``common.imagenet_mobilenet_v2``) for the teacher; the student (MobileNetV2 x0.5) trains from
+scratch. The teacher (``configs/baselines/retinanet_mobilenetv2_
 fpn128-gn_...``) and the student alone are trained once and shared by the benchmarks that compare
 with them (``benchmarks/results/bccd_runs``).
 """
@@ -19,7 +20,7 @@ WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'bccd')
 BASELINES = osp.join(REPO_ROOT, 'configs', 'baselines')
 TEACHER_CONFIG = osp.join(BASELINES, 'retinanet_mobilenetv2_fpn128-gn_1xb8-24e_bccd-320x240.py')
 STUDENT_CONFIG = osp.join(BASELINES,
-                          'retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py')
+                          'retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py')
 SHARED_VARIANTS = ('student', )
 METRIC = 'coco/bbox_mAP'
 
@@ -77,10 +78,11 @@ def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> 
         cfg[loader].num_workers = args.workers
     for evaluator in ('val_evaluator', 'test_evaluator'):
         cfg[evaluator].ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
-    pretrained = imagenet_mobilenet_v2(
-        osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mmdet.pth'), layout='mmdet')
     model = cfg.model.get('student', cfg.model)
-    model.backbone.init_cfg.checkpoint = pretrained
+    if model.backbone.get('init_cfg'):  # the ImageNet teacher; the x0.5 student has no weights
+        model.backbone.init_cfg.checkpoint = imagenet_mobilenet_v2(
+            osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mmdet.pth'),
+            layout='mmdet')
     if args.subset:
         subset(cfg, args.subset, args.subset)
     return cfg
@@ -101,6 +103,12 @@ def _no_boxes_is_0(result: dict) -> dict:
     return result
 
 
+def teacher_tag(teacher_ckpt: str) -> str:
+    """The teacher's run name (its work dir), part of a distilled run's name: a distilled run
+    never resumes, or is reused, with another teacher than the one it started with."""
+    return osp.basename(osp.dirname(osp.abspath(teacher_ckpt)))
+
+
 def shared_runs_dir(args: argparse.Namespace) -> str:
     return osp.join(osp.dirname(osp.abspath(args.results)), 'bccd_runs')
 
@@ -112,7 +120,7 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
     name = f'{variant}_{args.epochs}e'
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
-        name += f'_t{args.teacher_epochs}e'
+        name += f'_{teacher_tag(teacher_ckpt)}'
     if variant in SHARED_VARIANTS:
         runs_dir = shared_runs_dir(args)
     return _no_boxes_is_0(run_config(run_name(f'{name}_seed{seed}', args), cfg, args.work_dir,

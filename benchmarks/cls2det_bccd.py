@@ -29,12 +29,12 @@ from mmengine.config import Config
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
 from bccd import (METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments, configure, run_name,
-                  shared_runs_dir, subset)
+                  shared_runs_dir, subset, teacher_tag)
 from common import REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config, write_json
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'cls2det')
 TEACHER_CONFIG = osp.join(CONFIGS, 'mobilenet-v2_1xb64-24e_bccd-crops-112x112.py')
-STUDENT_PART = 'mnv2-crops_retinanet-mnv2-fpn64-slim_1xb8-24e_bccd-320x240.py'
+STUDENT_PART = 'mnv2-crops_retinanet-mnv2-w0.5-fpn64-slim_1xb8-24e_bccd-320x240.py'
 VARIANTS = {
     'student': STUDENT_CONFIG,
     'rec': osp.join(CONFIGS, f'cls2det_rec_{STUDENT_PART}'),
@@ -91,7 +91,7 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
     name = f'{variant}_{args.epochs}e'
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
-        name = f'cls2det_{name}_t{args.teacher_epochs}e'
+        name = f'cls2det_{name}_{teacher_tag(teacher_ckpt)}'
     folder = shared_runs_dir(args) if variant in SHARED_VARIANTS else own_runs_dir
     result = run_config(run_name(f'{name}_seed{seed}', args), cfg, args.work_dir, folder)
     result['metrics'].setdefault(METRIC, 0.0)  # CocoMetric gives nothing for no boxes at all

@@ -1,9 +1,10 @@
 """ReviewKD on BCCD detection: does reviewing the FPN levels beat the slim student alone?
 
 Trains the shared teacher once (``configs/baselines/retinanet_mobilenetv2_fpn128-gn_...``:
-RetinaNet, ImageNet MobileNetV2, 128-wide FPN and GN head), then the slim student (same family
-and ImageNet backbone, 64-wide FPN, one-conv head) alone and with ReviewKD on the five FPN levels
-(``configs/reviewkd/reviewkd_retinanet-mnv2-fpn128-gn_...``), same schedule and seeds.
+RetinaNet, ImageNet MobileNetV2, 128-wide FPN and GN head), then the slim student (same
+family at half the width, from scratch, 64-wide FPN, one-conv head) alone and with ReviewKD on
+the five FPN levels (``configs/reviewkd/reviewkd_retinanet-mnv2-fpn128-gn_...``), same schedule
+and seeds.
 
 Every run is a normal mmengine Runner on its config: a finished run is reused from its result
 file (committed), an interrupted one resumes from its last checkpoint. Prints a table of val
@@ -24,8 +25,8 @@ from common import REPO_ROOT, compare
 VARIANTS = {
     'student': STUDENT_CONFIG,
     'reviewkd': osp.join(REPO_ROOT, 'configs', 'reviewkd',
-                         'reviewkd_retinanet-mnv2-fpn128-gn_retinanet-mnv2-fpn64-slim_1xb8-24e_'
-                         'bccd-320x240.py'),
+                         'reviewkd_retinanet-mnv2-fpn128-gn_retinanet-mnv2-w0.5-fpn64-slim_'
+                         '1xb8-24e_bccd-320x240.py'),
 }
 
 

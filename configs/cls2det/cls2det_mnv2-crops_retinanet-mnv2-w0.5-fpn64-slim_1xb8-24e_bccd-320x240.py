@@ -3,7 +3,7 @@
 # slim RetinaNet of configs/baselines/ (the student alone of the BCCD benchmarks), recognition
 # and localization KD with the released SSD recipe's weights (T = 2, 0.4; 0.15), at most 256
 # positives per step for localization (each is a teacher forward and backward).
-_base_ = ['../baselines/retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py']
+_base_ = ['../baselines/retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 recognition = dict(tau=2.0, loss_weight=0.4)

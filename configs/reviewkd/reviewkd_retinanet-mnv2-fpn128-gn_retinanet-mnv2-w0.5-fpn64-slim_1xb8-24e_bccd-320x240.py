@@ -1,7 +1,7 @@
 # ReviewKD on BCCD (the CPU benchmark, benchmarks/reviewkd_bccd.py): the 128-wide RetinaNet
 # teacher into the slim 64-wide student (configs/baselines/), five FPN levels reviewed from P7
 # down to P3, HCL weight 1.0 (the paper's RetinaNet setting).
-_base_ = ['../baselines/retinanet_mobilenetv2_fpn64-slim_1xb8-24e_bccd-320x240.py']
+_base_ = ['../baselines/retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 model = dict(
