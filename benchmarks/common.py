@@ -190,6 +190,7 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     try:
         teacher_ckpt, teacher = train_teacher(args)
     except RunNotFinished as e:
+        _report_only = False
         raise SystemExit(f'--report: the teacher run "{e}" is not finished; run this script '
                          'without --report to train it') from None
     if teacher_metric is None:
@@ -198,15 +199,18 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         print(f'teacher: {teacher["metrics"][teacher_metric]:.2f} {teacher_metric_name}')
     chosen = [v for v in variants if v in args.variants]
     runs = {}
-    for seed in args.seeds:
-        for variant in chosen:
-            try:
-                runs[(variant, seed)] = result = train_student(
-                    variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
-            except RunNotFinished:  # --report: an unfinished run is a '-' cell
-                continue
-            print(f'{variant} seed {seed}: {result["metrics"][metric] * scale:.2f} {metric_name}')
-    _report_only = False
+    try:
+        for seed in args.seeds:
+            for variant in chosen:
+                try:
+                    runs[(variant, seed)] = result = train_student(
+                        variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
+                except RunNotFinished:  # --report: an unfinished run is a '-' cell
+                    continue
+                print(f'{variant} seed {seed}: {result["metrics"][metric] * scale:.2f} '
+                      f'{metric_name}')
+    finally:
+        _report_only = False  # never outlives this call, whatever stops it
 
     seeds = list(args.seeds)
     chosen = [v for v in chosen if any((v, s) in runs for s in seeds)]
