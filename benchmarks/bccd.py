@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     """The options every BCCD benchmark shares (same defaults, so runs are shared)."""
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--epochs', type=int, default=24, help='student epochs')
-    # 48: the RetinaNet teacher reached 15.6 bbox mAP in 24 epochs, 37.1 in 48
-    # (results/bccd_runs/teacher_*e.json); the crop classifier of cls2det uses it too
+    # 48: the GN-head RetinaNet teacher's schedule (50.5 bbox mAP); a first, norm-free teacher
+    # reached 15.6 in 24 epochs and 37.1 in 48 (results/bccd_runs/superseded/). The crop
+    # classifier of cls2det uses it too.
     parser.add_argument('--teacher-epochs', type=int, default=48)
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--work-dir', default=WORK_ROOT)

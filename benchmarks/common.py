@@ -180,7 +180,8 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     Returns:
         dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
         over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
-        ``complete`` (every variant of ``variants`` ran every seed), ``gain_over_<variant>``
+        ``complete`` (every requested variant, method and baseline among them, ran every
+        seed), ``gain_over_<variant>``
         for every other variant, settings, teacher and every run.
     """
     global _report_only
@@ -197,7 +198,8 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
     else:
         print(f'teacher: {teacher["metrics"][teacher_metric]:.2f} {teacher_metric_name}')
-    chosen = [v for v in variants if v in args.variants]
+    requested = [v for v in variants if v in args.variants]
+    chosen = requested
     runs = {}
     try:
         for seed in args.seeds:
@@ -216,7 +218,9 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     chosen = [v for v in chosen if any((v, s) in runs for s in seeds)]
     values = {v: {s: runs[(v, s)]['metrics'][metric] * scale for s in seeds if (v, s) in runs}
               for v in chosen}
-    complete = len(runs) == len(variants) * len(seeds)  # every variant, every seed
+    expected = len(requested) * len(seeds)
+    # every requested variant ran every seed, and they include the headline comparison
+    complete = len(runs) == expected and {method, baseline} <= set(requested)
     mean, spread = seed_stats(values)
     # A comparison whose variants were not run is NaN in the last line, null in the JSON.
     gains = {other: (mean[method] - mean[other] if {method, other} <= set(mean)
@@ -225,9 +229,11 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
             [round(float(np.mean([runs[(v, s)]['train_time_s'] for s in values[v]])))]
             for v in chosen]
     print(header(teacher))
-    if not complete:
-        print(f'PARTIAL: {len(runs)} of {len(variants) * len(seeds)} runs '
+    if len(runs) < expected:
+        print(f'PARTIAL: {len(runs)} of {expected} runs '
               'finished; a mean is over the finished seeds of its variant')
+    elif not complete:
+        print(f'PARTIAL: {method} and {baseline} were not both run; no gain')
     print(markdown_table(['variant', f'{metric_name} (mean)'] + [f'seed {s}' for s in seeds] +
                          ['train time (s/run)'], rows))
     summary = dict(

@@ -28,7 +28,7 @@ def finished(tmp_path):
     return tmp_path
 
 
-def report(tmp_path, variants=('a', 'b'), seeds=(0, 1)):
+def report(tmp_path, variants=('a', 'b'), seeds=(0, 1), configs=None):
     args = argparse.Namespace(seeds=list(seeds), variants=list(variants), report=True,
                               results=str(tmp_path / 'summary.json'))
     runs = str(tmp_path / 'runs')
@@ -37,7 +37,7 @@ def report(tmp_path, variants=('a', 'b'), seeds=(0, 1)):
         return common.run_config(name, None, str(tmp_path / 'work'), runs)
 
     return common.compare(
-        args, dict(a='a.py', b='b.py'), method='b', baseline='a', last_key='acc_gain',
+        args, configs or dict(a='a.py', b='b.py'), method='b', baseline='a', last_key='acc_gain',
         metric='acc', metric_name='acc', scale=100.0, settings={},
         train_teacher=lambda args: ('ckpt', run('teacher')),
         train_student=lambda v, c, s, *_: run(f'{v}_seed{s}'),
@@ -64,6 +64,16 @@ def test_report_complete_when_every_run_finished(finished):
     summary = report(finished)
     assert summary['complete'] is True
     assert summary['gain'] == pytest.approx(11.0)
+
+
+def test_complete_counts_requested_variants_with_the_headline_pair(finished):
+    write_result(finished / 'runs', 'b_seed1', 0.65, 1)
+    configs = dict(a='a.py', b='b.py', ablation='ablation.py')  # an opt-in variant, never run
+    summary = report(finished, configs=configs)
+    assert summary['complete'] is True
+    assert summary['gain_over_ablation'] is None
+    # a run of one variant alone (as bccd_parallel.sh makes) is no finished comparison
+    assert report(finished, variants=('b', ), configs=configs)['complete'] is False
 
 
 def test_report_without_finished_teacher_says_what_to_run(finished):

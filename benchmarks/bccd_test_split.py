@@ -1,0 +1,107 @@
+"""Held-out check of a BCCD benchmark: its finished runs evaluated on BCCD's test split.
+
+The BCCD benchmarks (``reviewkd_bccd.py``, ``cls2det_bccd.py``) validate on the 87 val images
+after training; nothing in their configs was chosen on the 72 test images. This evaluates the
+final student weights of every run listed in a benchmark's summary JSON on the test split and
+prints the same table (mean over seeds, each seed) plus per-class AP, and writes
+``<summary>_test.json`` (``gain``: the summary's method minus its baseline; ``spread``).
+
+    python benchmarks/bccd_test_split.py benchmarks/results/reviewkd_bccd.json
+
+The runs' work dirs (``--work-dir``, the benchmarks' default) must hold their last checkpoint:
+``epoch_<E>_student.pth`` of a distiller (``StudentCheckpointHook``), ``epoch_<E>.pth`` of a
+detector trained alone.
+"""
+import argparse
+import json
+import os.path as osp
+
+import numpy as np
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+# isort: split
+# benchmarks/ helpers (this script's folder is on sys.path)
+from bccd import DATA_ROOT, METRIC, WORK_ROOT
+from common import REPO_ROOT, markdown_table, seed_stats, write_json
+
+CLASSES = ('RBC', 'WBC', 'Platelets')
+
+
+def final_student_weights(work_dir: str, epochs: int) -> str:
+    """The run's last student checkpoint, or an error that names the run and the fix."""
+    for name in (f'epoch_{epochs}_student.pth', f'epoch_{epochs}.pth'):
+        path = osp.join(work_dir, name)
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f'{work_dir} has neither epoch_{epochs}_student.pth nor epoch_{epochs}.pth: the run is '
+        'not finished here (or its checkpoints were removed); rerun its benchmark, or pass '
+        '--work-dir where its checkpoints are.')
+
+
+def student_test_config(run_config: str, checkpoint: str, data_root: str, work_dir: str,
+                        split: str = 'test') -> Config:
+    """The run's detector alone (the student of a distiller), set to test ``checkpoint`` on
+    ``split`` of BCCD."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, run_config))
+    if 'student' in cfg.model:  # a distiller: its student was saved alone
+        cfg.model = cfg.model.student
+    cfg.custom_hooks = []  # the distillers' hooks need the distiller
+    data_root = osp.join(data_root, '')
+    ann = f'annotations/instances_{split}.json'
+    cfg.test_dataloader.dataset.update(data_root=data_root, ann_file=ann)
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.test_evaluator.ann_file = osp.join(data_root, ann)
+    cfg.load_from = checkpoint
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'  # the tables below are the output
+    return cfg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('summary', help="a BCCD benchmark's summary JSON")
+    parser.add_argument('--data-root', default=DATA_ROOT)
+    parser.add_argument('--work-dir', default=WORK_ROOT)
+    args = parser.parse_args()
+    with open(args.summary) as f:
+        summary = json.load(f)
+    epochs = summary['settings']['epochs']
+    metrics = {}
+    for run in summary['runs']:
+        checkpoint = final_student_weights(osp.join(args.work_dir, run['name']), epochs)
+        cfg = student_test_config(run['config'], checkpoint, args.data_root,
+                                  osp.join(args.work_dir, 'test_split', run['name']))
+        metrics[(run['variant'], run['seed'])] = {
+            k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
+
+    variants = list(dict.fromkeys(v for v, _ in metrics))
+    seeds = sorted({s for _, s in metrics})
+    values = {v: {s: metrics[(v, s)][METRIC] * 100 for s in seeds if (v, s) in metrics}
+              for v in variants}
+    mean, spread = seed_stats(values)
+    method, baseline = summary['method'], summary['baseline']
+    gain = mean[method] - mean[baseline] if {method, baseline} <= set(mean) else float('nan')
+    per_class = {v: {c: float(np.mean([metrics[(v, s)][f'coco/{c}_precision'] * 100
+                                       for s in values[v]])) for c in CLASSES}
+                 for v in variants}
+    print(f'BCCD test bbox mAP x100 (72 images, never used to choose anything); '
+          f'runs of {osp.basename(args.summary)}')
+    if not summary.get('complete'):
+        print('PARTIAL: the summary lists the runs finished so far (written by --report)')
+    print(markdown_table(['variant', 'bbox mAP (mean)'] + [f'seed {s}' for s in seeds],
+                         [[v, mean[v]] + [values[v].get(s, '-') for s in seeds]
+                          for v in variants]))
+    print(markdown_table(['variant'] + [f'{c} AP' for c in CLASSES],
+                         [[v] + [per_class[v][c] for c in CLASSES] for v in variants]))
+    write_json(osp.splitext(args.summary)[0] + '_test.json', dict(
+        split='test', gain=None if gain != gain else round(gain, 2), spread=round(spread, 2),
+        method=method, baseline=baseline, mean={v: round(m, 2) for v, m in mean.items()},
+        per_class={v: {c: round(x, 2) for c, x in pc.items()} for v, pc in per_class.items()},
+        runs=[dict(variant=v, seed=s, metrics=m) for (v, s), m in metrics.items()]))
+    print(f'test_bbox_mAP_gain={gain:+.2f} spread={spread:.2f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,34 @@
+"""The held-out evaluation of the BCCD benchmarks (benchmarks/bccd_test_split.py): which
+weights it tests, and the detector config it tests them with."""
+import os.path as osp
+import sys
+
+import pytest
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
+import bccd_test_split  # noqa: E402
+
+REVIEWKD_BCCD = ('configs/reviewkd/reviewkd_retinanet-mnv2-fpn128-gn_retinanet-mnv2-w0.5-'
+                 'fpn64-slim_1xb8-24e_bccd-320x240.py')
+
+
+def test_final_student_weights_prefers_the_distilled_student(tmp_path):
+    (tmp_path / 'epoch_24.pth').write_bytes(b'')
+    assert bccd_test_split.final_student_weights(str(tmp_path), 24).endswith('/epoch_24.pth')
+    (tmp_path / 'epoch_24_student.pth').write_bytes(b'')  # a distiller's run has both
+    assert bccd_test_split.final_student_weights(
+        str(tmp_path), 24).endswith('/epoch_24_student.pth')
+    with pytest.raises(FileNotFoundError, match='epoch_48_student.pth nor epoch_48.pth'):
+        bccd_test_split.final_student_weights(str(tmp_path), 48)
+
+
+def test_student_test_config_tests_the_student_alone_on_the_split(tmp_path):
+    cfg = bccd_test_split.student_test_config(REVIEWKD_BCCD, 'w.pth', '/data/bccd',
+                                              str(tmp_path), split='test')
+    assert cfg.model.type == 'RetinaNet'  # the distiller's student, not the distiller
+    assert cfg.model.neck.out_channels == 64
+    assert cfg.custom_hooks == []
+    assert cfg.test_dataloader.dataset.data_root == '/data/bccd/'
+    assert cfg.test_dataloader.dataset.ann_file == 'annotations/instances_test.json'
+    assert cfg.test_evaluator.ann_file == '/data/bccd/annotations/instances_test.json'
+    assert cfg.load_from == 'w.pth'
