@@ -199,11 +199,10 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     else:
         print(f'teacher: {teacher["metrics"][teacher_metric]:.2f} {teacher_metric_name}')
     requested = [v for v in variants if v in args.variants]
-    chosen = requested
     runs = {}
     try:
         for seed in args.seeds:
-            for variant in chosen:
+            for variant in requested:
                 try:
                     runs[(variant, seed)] = result = train_student(
                         variant, variants[variant], seed, args, teacher_ckpt, runs_dir)
@@ -215,7 +214,7 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         _report_only = False  # never outlives this call, whatever stops it
 
     seeds = list(args.seeds)
-    chosen = [v for v in chosen if any((v, s) in runs for s in seeds)]
+    chosen = [v for v in requested if any((v, s) in runs for s in seeds)]
     values = {v: {s: runs[(v, s)]['metrics'][metric] * scale for s in seeds if (v, s) in runs}
               for v in chosen}
     expected = len(requested) * len(seeds)
