@@ -3,14 +3,15 @@
 # parallel: on one GPU a small detector leaves most of the card idle, so the runs share it.
 #
 #   1. the two teachers side by side (RetinaNet teacher, cell-crop classifier teacher; one
-#      after the other with JOBS=1);
+#      after the other with JOBS=1), each only if one of its distilled runs is unfinished and
+#      its checkpoint is missing (a new machine has the committed results, not the checkpoints);
 #   2. every student run (variant x seed) as its own process, at most $JOBS at a time;
 #   3. each benchmark script once more: every run is finished and reused, so it only prints
 #      its table and writes its summary JSON (the last lines of logs/<benchmark>.log).
 #
 # Runs are the scripts' own (same names, result files, resume), so a run interrupted here
 # resumes there and the other way round. Any extra arguments (--epochs, --teacher-epochs,
-# --seeds, --work-dir, --data-root, --workers) go to every call.
+# --cls-teacher-epochs, --seeds, --work-dir, --data-root, --workers) go to every call.
 #
 #   bash benchmarks/bccd_parallel.sh --epochs 48 --teacher-epochs 96 [--seeds 0 1 2]
 #
@@ -69,8 +70,8 @@ done
 for run in "${runs[@]}"; do
   read -r script variant seed <<<"$run"
   while (($(jobs -pr | wc -l) >= jobs)); do sleep 2; done
-  # each invocation also writes its (one-run) summary, atomically; step 3 writes the full one
-  "$py" "benchmarks/$script.py" "${args[@]}" --variants "$variant" --seeds "$seed" \
+  # --no-summary: a one-run table never replaces the summary; step 3 writes the full one
+  "$py" "benchmarks/$script.py" "${args[@]}" --variants "$variant" --seeds "$seed" --no-summary \
     >"$logs/${script}_${variant}_seed${seed}.log" 2>&1 &
 done
 wait_all

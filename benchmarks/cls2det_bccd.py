@@ -13,9 +13,9 @@ mean over seeds, each seed, training time), one of per-class AP, writes
 detector alone, ``spread``: the largest seed-to-seed difference of any variant) and, last,
 ``map_gain=+X.XX spread=Y.YY``.
 
-    python benchmarks/cls2det_bccd.py [--seeds 0 1 2] [--epochs 24] [--teacher-epochs 48]
+    python benchmarks/cls2det_bccd.py [--seeds 0 1 2] [--epochs 24] [--cls-teacher-epochs 8]
 
-Smoke test (minutes, numbers meaningless): ``--subset 8 --epochs 1 --teacher-epochs 1 --seeds 0
+Smoke test (minutes, numbers meaningless): ``--subset 8 --epochs 1 --cls-teacher-epochs 1 --seeds 0
 --work-dir /tmp/cls2det --results /tmp/cls2det/cls2det_bccd.json``.
 """
 import argparse
@@ -30,7 +30,8 @@ from mmengine.config import Config
 # benchmarks/ helpers (this script's folder is on sys.path)
 from bccd import (METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments, configure, run_name,
                   shared_runs_dir, subset, teacher_tag)
-from common import REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config, write_json
+from common import (REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config,
+                    save_summary)
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'cls2det')
 TEACHER_CONFIG = osp.join(CONFIGS, 'mobilenet-v2_1xb64-24e_bccd-crops-112x112.py')
@@ -59,7 +60,7 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     """Build the crops, train (or reuse) the classifier teacher; its checkpoint and result."""
     crops = osp.join(crop_dataset(args), '')
     cfg = Config.fromfile(TEACHER_CONFIG)
-    epochs = args.teacher_epochs
+    epochs = args.cls_teacher_epochs
     cfg.randomness = dict(seed=0)
     cfg.train_cfg.max_epochs = epochs
     cfg.train_cfg.val_interval = cfg.train_cfg.val_begin = epochs + 1  # run_config validates
@@ -103,7 +104,7 @@ def header(args: argparse.Namespace):
         return (f'BCCD val bbox mAP x100 ({args.subset or 87} images); detectors: {args.epochs} '
                 f'epochs, seeds {list(args.seeds)}; classifier teacher '
                 f'{teacher["metrics"][TEACHER_METRIC]:.2f}% top-1 on the val crops '
-                f'({args.teacher_epochs} epochs)')
+                f'({args.cls_teacher_epochs} epochs)')
     return line
 
 
@@ -124,16 +125,16 @@ def main() -> None:
     add_arguments(parser, 'cls2det_bccd.json')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
-    if args.teacher_only:
-        print('teacher:', teacher_checkpoint(args)[0])
-        return
     summary = compare(args, VARIANTS, method='rec+loc', baseline='student',
                       last_key='rec_loc_map_gain', metric=METRIC, metric_name='bbox mAP',
                       train_teacher=teacher_checkpoint, train_student=train_student,
                       header=header(args), scale=100.0, teacher_metric=TEACHER_METRIC,
                       teacher_metric_name='% top-1 (crops)',
                       settings=dict(seeds=list(args.seeds), epochs=args.epochs,
-                                    teacher_epochs=args.teacher_epochs, subset=args.subset))
+                                    teacher_epochs=args.cls_teacher_epochs,
+                                    subset=args.subset))
+    if summary is None:  # --teacher-only
+        return
     print(per_class_table(summary))
     # The headline: the best distilled variant (by mean) minus the detector alone.
     mean = summary['mean']
@@ -142,7 +143,7 @@ def main() -> None:
     gain = mean[best] - mean['student'] if best and 'student' in mean else float('nan')
     summary.update(gain=None if gain != gain else round(gain, 2), best_variant=best,
                    gain_definition='best distilled variant (by mean) minus the student alone')
-    write_json(args.results, summary)
+    save_summary(args, summary)
     print(f'map_gain={gain:+.2f} spread={summary["spread"]:.2f}')
 
 

@@ -60,11 +60,34 @@ def device_name() -> str:
 
 
 class RunNotFinished(Exception):
-    """Raised by :func:`run_config` in report-only mode for a run without a result file."""
+    """Raised by :func:`run_config` in report-only mode for a run without a result file.
+
+    Args:
+        name (str): The run.
+        needs_teacher (bool): Whether the run loads a teacher checkpoint (a distiller).
+    """
+
+    def __init__(self, name: str, needs_teacher: bool = False) -> None:
+        super().__init__(name)
+        self.needs_teacher = needs_teacher
 
 
 #: Set by :func:`compare` for ``--report``: report the finished runs, train nothing.
 _report_only = False
+#: Set by :func:`compare` while it looks up the teacher: its result file is enough. Results are
+#: committed, checkpoints are not, so on a new machine a finished benchmark is tabulated (and a
+#: finished comparison extended by a run without a teacher) without training the teacher again.
+_result_suffices = False
+#: Set by :func:`compare`: makes the teacher's checkpoint (trains, or resumes, the teacher) the
+#: first time a distilled run has to train and its ``teacher_ckpt`` file is missing.
+_ensure_teacher: Optional[Callable[[], None]] = None
+
+
+def _teacher_ckpt_of(cfg: Optional[Config]) -> Optional[str]:
+    """The local teacher checkpoint a distiller config loads (None: no distiller, or a URL)."""
+    model = cfg.get('model') if cfg is not None else None
+    ckpt = model.get('teacher_ckpt') if model is not None else None
+    return ckpt if isinstance(ckpt, str) and '://' not in ckpt else None
 
 
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
@@ -78,7 +101,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         work_root (str): Folder of the runs' work dirs (checkpoints, logs).
         results_dir (str): Folder of the per-run result files.
         reuse_needs (str, optional): File name in the run's work dir that must exist for a
-            finished result to be reused (a teacher's checkpoint, which students load).
+            finished result to be reused (a teacher's checkpoint, which students load),
+            except while :func:`compare` looks the teacher up.
         before_val (callable, optional): Called with the runner after training and before the
             final validation; the dict it returns (filled during validation) is stored as
             ``extra``.
@@ -91,12 +115,15 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
     """
     work_dir = osp.join(work_root, name)
     result_file = osp.join(results_dir, f'{name}.json')
-    if osp.isfile(result_file) and (reuse_needs is None
+    if osp.isfile(result_file) and (reuse_needs is None or _result_suffices
                                     or osp.isfile(osp.join(work_dir, reuse_needs))):
         with open(result_file) as f:
             return dict(json.load(f), work_dir=work_dir)
+    teacher_ckpt = _teacher_ckpt_of(cfg)
     if _report_only:
-        raise RunNotFinished(name)
+        raise RunNotFinished(name, needs_teacher=teacher_ckpt is not None)
+    if teacher_ckpt is not None and not osp.isfile(teacher_ckpt) and _ensure_teacher is not None:
+        _ensure_teacher()
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     runner = Runner.from_cfg(cfg)
@@ -146,6 +173,16 @@ def add_report_argument(parser) -> None:
                         help='train nothing: print the table of the runs finished so far '
                         '(cells of unfinished runs are "-") and write the summary marked '
                         '"complete": false while runs are missing')
+    parser.add_argument('--no-summary', action='store_true',
+                        help='train and print, but leave the summary JSON as it is: for one run '
+                        'of a benchmark started on its own (benchmarks/bccd_parallel.sh), which '
+                        'must not replace a finished summary by its one-run table')
+
+
+def save_summary(args, summary: dict) -> None:
+    """Write the summary to ``args.results`` unless ``args.no_summary``."""
+    if not getattr(args, 'no_summary', False):
+        write_json(args.results, summary)
 
 
 def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key: str,
@@ -159,7 +196,10 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         args: ``seeds``, ``variants`` (the ones to run) and ``results`` (summary JSON path; the
             benchmark's own runs go to ``<results without .json>_runs``); optional ``report``:
             train nothing, tabulate the runs finished so far (a long CPU benchmark spread over
-            sessions) and mark the summary ``complete: false`` while runs are missing.
+            sessions) and mark the summary ``complete: false`` while runs are missing;
+            optional ``teacher_only``: only make the teacher's checkpoint, and only if a
+            requested distilled run is unfinished (returns None). The teacher's result file is
+            enough to tabulate; its checkpoint is (re)made when a distilled run has to train.
         variants (dict[str, str]): Variant name -> config, in table order.
         method (str): The variant the benchmark is about.
         baseline (str): The variant its headline gain is measured against.
@@ -178,28 +218,42 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         teacher_metric_name (str, optional): Its name. Defaults to ``metric_name``.
 
     Returns:
-        dict: The summary written to ``args.results``: ``gain`` (method minus baseline, mean
+        dict | None: None for ``teacher_only``; else the summary written to ``args.results``: ``gain`` (method minus baseline, mean
         over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
         ``complete`` (every requested variant, method and baseline among them, ran every
         seed), ``gain_over_<variant>``
         for every other variant, settings, teacher and every run.
     """
-    global _report_only
+    global _report_only, _result_suffices, _ensure_teacher
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     runs_dir = osp.splitext(args.results)[0] + '_runs'
+    teacher_only = bool(getattr(args, 'teacher_only', False))
     _report_only = bool(getattr(args, 'report', False))
+    _result_suffices = True  # the checkpoint is made when a run needs it (ensure_teacher)
     try:
         teacher_ckpt, teacher = train_teacher(args)
     except RunNotFinished as e:
         _report_only = False
         raise SystemExit(f'--report: the teacher run "{e}" is not finished; run this script '
                          'without --report to train it') from None
+    finally:
+        _result_suffices = False
+    latest = dict(teacher=teacher)
+
+    def ensure_teacher() -> None:
+        latest['teacher'] = train_teacher(args)[1]
+
+    requested = [v for v in variants if v in args.variants]
+    if teacher_only:
+        # --teacher-only (runs side by side afterwards): the checkpoint, if a run needs it
+        return _teacher_for_pending_runs(args, variants, requested, train_student,
+                                         teacher_ckpt, runs_dir, ensure_teacher)
     if teacher_metric is None:
         print(f'teacher: {teacher["metrics"][metric] * scale:.2f} {metric_name}')
     else:
         print(f'teacher: {teacher["metrics"][teacher_metric]:.2f} {teacher_metric_name}')
-    requested = [v for v in variants if v in args.variants]
     runs = {}
+    _ensure_teacher = ensure_teacher
     try:
         for seed in args.seeds:
             for variant in requested:
@@ -212,6 +266,8 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
                       f'{metric_name}')
     finally:
         _report_only = False  # never outlives this call, whatever stops it
+        _ensure_teacher = None
+    teacher = latest['teacher']
 
     seeds = list(args.seeds)
     chosen = [v for v in requested if any((v, s) in runs for s in seeds)]
@@ -246,9 +302,37 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
                    **{k: x for k, x in runs[(v, s)].items()
                       if k not in ('work_dir', 'config', 'seed')})
               for v in chosen for s in seeds if (v, s) in runs])
-    write_json(args.results, summary)
+    save_summary(args, summary)
     print(f'{last_key}={gains[baseline]:+.2f} spread={spread:.2f}')
     return summary
+
+
+def _teacher_for_pending_runs(args, variants: Dict[str, str], requested: list,
+                              train_student: Callable, teacher_ckpt: str, runs_dir: str,
+                              ensure_teacher: Callable[[], None]) -> None:
+    """``--teacher-only``: make the teacher's checkpoint if a requested distilled run is not
+    finished (and say so); a teacher that no pending run needs is not trained again."""
+    global _report_only
+    pending = []
+    _report_only = True
+    try:
+        for seed in args.seeds:
+            for variant in requested:
+                try:
+                    train_student(variant, variants[variant], seed, args, teacher_ckpt,
+                                  runs_dir)
+                except RunNotFinished as e:
+                    if e.needs_teacher:
+                        pending.append(str(e))
+    finally:
+        _report_only = False
+    if not pending:
+        print('teacher: not needed, every requested distilled run is finished')
+        return None
+    if not osp.isfile(teacher_ckpt):
+        ensure_teacher()
+    print(f'teacher: {teacher_ckpt} (for {len(pending)} unfinished runs)')
+    return None
 
 
 def write_json(path: str, data: dict) -> None:

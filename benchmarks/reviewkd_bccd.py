@@ -43,9 +43,6 @@ def main() -> None:
     parser.add_argument('--variants', nargs='+', default=DEFAULT_VARIANTS,
                         choices=list(VARIANTS))
     args = parser.parse_args()
-    if args.teacher_only:
-        print('teacher:', teacher_checkpoint(args)[0])
-        return
     compare(args, VARIANTS, method='reviewkd', baseline='student', last_key='bbox_mAP_gain',
             metric=METRIC, metric_name='bbox mAP', train_teacher=teacher_checkpoint,
             train_student=train_student, header=header(args),

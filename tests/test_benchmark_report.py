@@ -1,11 +1,14 @@
-"""``--report`` of the benchmark scripts: a long CPU benchmark spread over sessions is
-tabulated from the runs finished so far, and nothing is trained."""
+"""Benchmarks spread over sessions: ``--report`` tabulates the runs finished so far and trains
+nothing; a teacher whose checkpoint is gone (a new machine: results are committed, checkpoints
+are not) is trained again only when a distilled run still has to train."""
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 
 import pytest
+from mmengine.config import Config
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
 import common  # noqa: E402
@@ -80,3 +83,89 @@ def test_report_without_finished_teacher_says_what_to_run(finished):
     (finished / 'runs' / 'teacher.json').unlink()
     with pytest.raises(SystemExit, match='teacher run "teacher" is not finished'):
         report(finished)
+
+
+class FakeRunner:
+    """Stands in for mmengine's Runner in :func:`common.run_config`: 'training' writes the
+    checkpoint the config names and records that it trained."""
+    trained = []
+
+    def __init__(self, cfg):
+        self.cfg, self.iter = cfg, 3
+        self.message_hub = argparse.Namespace(
+            get_scalar=lambda key: argparse.Namespace(data=([1.0, 1.0, 1.0], )))
+
+    @classmethod
+    def from_cfg(cls, cfg):
+        return cls(cfg)
+
+    def train(self):
+        FakeRunner.trained.append(osp.basename(self.cfg.work_dir))
+        os.makedirs(self.cfg.work_dir, exist_ok=True)
+        open(osp.join(self.cfg.work_dir, 'epoch_1.pth'), 'w').close()
+
+    def val(self):
+        return {'acc': 0.7}
+
+
+def lazy_teacher_compare(tmp_path, monkeypatch, **flags):
+    """compare() over a teacher that loads from ``work/teacher/epoch_1.pth`` and a distilled
+    variant ``b`` whose config loads that checkpoint (variant ``a``: no teacher)."""
+    monkeypatch.setattr(common, 'Runner', FakeRunner)
+    FakeRunner.trained = []
+    work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
+    ckpt = osp.join(work, 'teacher', 'epoch_1.pth')
+
+    def cfg(model):
+        return Config(dict(model=model))
+
+    def train_teacher(args):
+        result = common.run_config('teacher', cfg(dict(type='T')), work, runs,
+                                   reuse_needs='epoch_1.pth')
+        return ckpt, result
+
+    def train_student(variant, config, seed, args, teacher_ckpt, runs_dir):
+        model = dict(type='S') if variant == 'a' else dict(type='D', teacher_ckpt=teacher_ckpt)
+        return common.run_config(f'{variant}_seed{seed}', cfg(model), work, runs)
+
+    args = argparse.Namespace(seeds=[0, 1], variants=['a', 'b'],
+                              results=str(tmp_path / 'summary.json'), **flags)
+    return common.compare(args, dict(a='a.py', b='b.py'), method='b', baseline='a',
+                          last_key='acc_gain', metric='acc', metric_name='acc', settings={},
+                          train_teacher=train_teacher, train_student=train_student,
+                          header=lambda teacher: 'header')
+
+
+def test_finished_benchmark_needs_no_teacher_checkpoint(finished, monkeypatch):
+    # a new machine: every result committed, no checkpoint; nothing trains
+    write_result(finished / 'runs', 'b_seed1', 0.65, 1)
+    summary = lazy_teacher_compare(finished, monkeypatch)
+    assert FakeRunner.trained == []
+    assert summary['complete'] is True
+
+
+def test_teacher_is_trained_when_a_distilled_run_needs_it(finished, monkeypatch):
+    # b seed 1 (a distiller) is unfinished and the teacher's checkpoint is missing
+    summary = lazy_teacher_compare(finished, monkeypatch)
+    assert FakeRunner.trained == ['teacher', 'b_seed1']
+    assert summary['complete'] is True
+    assert common._ensure_teacher is None  # the hook does not outlive the call
+
+
+def test_student_run_does_not_train_the_teacher(finished, monkeypatch):
+    (finished / 'runs' / 'a_seed1.json').unlink()
+    write_result(finished / 'runs', 'b_seed1', 0.65, 1)
+    lazy_teacher_compare(finished, monkeypatch)
+    assert FakeRunner.trained == ['a_seed1']
+
+
+@pytest.mark.parametrize('pending, trained', [(True, ['teacher']), (False, [])])
+def test_teacher_only_trains_the_teacher_if_a_run_needs_it(finished, monkeypatch, capsys,
+                                                           pending, trained):
+    if not pending:
+        write_result(finished / 'runs', 'b_seed1', 0.65, 1)
+    (finished / 'runs' / 'a_seed1.json').unlink()  # a student run needs no teacher
+    assert lazy_teacher_compare(finished, monkeypatch, teacher_only=True) is None
+    assert FakeRunner.trained == trained
+    assert ('for 1 unfinished runs' in capsys.readouterr().out) is pending
+    assert not common._report_only
