@@ -358,3 +358,27 @@ def test_a_few_steps_lower_the_distillation_loss(name):
         distill.backward()
         optim.step()
     assert history[-1] < 0.7 * history[0], history
+
+
+def test_channels_last_crops_give_the_nchw_losses_and_gradients():
+    def losses_and_grads(channels_last):
+        model = build_distiller('tiny_det_cls2det')
+        model.train()
+        loss_module = model.distill_losses['loss_cls2det']
+        loss_module.channels_last = channels_last
+        loss_module.localization['max_samples'] = None  # no random subset: same samples
+        losses = model(**det_batch(model), mode='loss')
+        total = (losses['distill.loss_cls2det.loss_rec'] +
+                 losses['distill.loss_cls2det.loss_loc'])
+        head = model.student.bbox_head
+        grads = torch.autograd.grad(total, [head.retina_cls.weight, head.retina_reg.weight])
+        conv = next(m for m in model.teacher.modules() if isinstance(m, nn.Conv2d))
+        return total.detach(), grads, conv.weight
+    total_cl, grads_cl, weight_cl = losses_and_grads(True)
+    total, grads, weight = losses_and_grads(False)
+    assert weight_cl.is_contiguous(memory_format=torch.channels_last)
+    assert not weight_cl.is_contiguous() and weight.is_contiguous()
+    assert torch.allclose(total_cl, total, rtol=1e-4, atol=1e-6)
+    for a, b in zip(grads_cl, grads):
+        assert a.abs().sum() > 0
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
