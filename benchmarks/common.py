@@ -218,8 +218,9 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         teacher_metric_name (str, optional): Its name. Defaults to ``metric_name``.
 
     Returns:
-        dict | None: None for ``teacher_only``; else the summary written to ``args.results``: ``gain`` (method minus baseline, mean
-        over seeds), ``spread`` (the largest seed-to-seed difference of any variant),
+        dict | None: None for ``teacher_only``; else the summary written to ``args.results``:
+        ``gain`` (method minus baseline, mean over seeds), ``spread`` (the largest seed-to-seed
+        difference of any variant),
         ``complete`` (every requested variant, method and baseline among them, ran every
         seed), ``gain_over_<variant>``
         for every other variant, settings, teacher and every run.
