@@ -10,9 +10,11 @@ prints the same table (mean over seeds, each seed) plus per-class AP, and writes
 
 The runs' work dirs (``--work-dir``, the benchmarks' default) must hold their last checkpoint:
 ``epoch_<E>_student.pth`` of a distiller (``StudentCheckpointHook``), ``epoch_<E>.pth`` of a
-detector trained alone.
+detector trained alone. A shared run (the student alone) whose work dir is gone takes its test
+metrics from another BCCD benchmark's ``*_test.json`` that has them.
 """
 import argparse
+import glob
 import json
 import os.path as osp
 
@@ -22,7 +24,7 @@ from mmengine.runner import Runner
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import DATA_ROOT, METRIC, WORK_ROOT
+from bccd import DATA_ROOT, METRIC, SHARED_VARIANTS, WORK_ROOT
 from common import REPO_ROOT, markdown_table, seed_stats, write_json
 
 CLASSES = ('RBC', 'WBC', 'Platelets')
@@ -59,6 +61,22 @@ def student_test_config(run_config: str, checkpoint: str, data_root: str, work_d
     return cfg
 
 
+def shared_test_metrics(results_dir: str, summary: str) -> dict:
+    """Test metrics of the runs every BCCD benchmark shares (the student alone), by
+    ``(variant, seed)``, from the other benchmarks' ``*_test.json`` in ``results_dir``: results
+    are committed, checkpoints are not, so a shared run tested once needs no retraining."""
+    own = osp.splitext(osp.abspath(summary))[0] + '_test.json'
+    found = {}
+    for path in sorted(glob.glob(osp.join(results_dir, '*_test.json'))):
+        if osp.abspath(path) == own:
+            continue
+        with open(path) as f:
+            for run in json.load(f).get('runs', []):
+                if run['variant'] in SHARED_VARIANTS:
+                    found.setdefault((run['variant'], run['seed']), run['metrics'])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('summary', help="a BCCD benchmark's summary JSON")
@@ -68,9 +86,16 @@ def main() -> None:
     with open(args.summary) as f:
         summary = json.load(f)
     epochs = summary['settings']['epochs']
+    shared = shared_test_metrics(osp.dirname(osp.abspath(args.summary)), args.summary)
     metrics = {}
     for run in summary['runs']:
-        checkpoint = final_student_weights(osp.join(args.work_dir, run['name']), epochs)
+        work_dir = osp.join(args.work_dir, run['name'])
+        if run['variant'] in SHARED_VARIANTS and (run['variant'], run['seed']) in shared and \
+                not osp.isdir(work_dir):
+            # a shared run evaluated by another BCCD benchmark; its checkpoints are gone here
+            metrics[(run['variant'], run['seed'])] = shared[(run['variant'], run['seed'])]
+            continue
+        checkpoint = final_student_weights(work_dir, epochs)
         cfg = student_test_config(run['config'], checkpoint, args.data_root,
                                   osp.join(args.work_dir, 'test_split', run['name']))
         metrics[(run['variant'], run['seed'])] = {

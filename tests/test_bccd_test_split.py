@@ -32,3 +32,15 @@ def test_student_test_config_tests_the_student_alone_on_the_split(tmp_path):
     assert cfg.test_dataloader.dataset.ann_file == 'annotations/instances_test.json'
     assert cfg.test_evaluator.ann_file == '/data/bccd/annotations/instances_test.json'
     assert cfg.load_from == 'w.pth'
+
+
+def test_shared_runs_reuse_another_benchmarks_test_metrics(tmp_path):
+    import json
+    other = dict(runs=[dict(variant='student', seed=0, metrics={'coco/bbox_mAP': 0.389}),
+                       dict(variant='reviewkd', seed=0, metrics={'coco/bbox_mAP': 0.433})])
+    (tmp_path / 'reviewkd_bccd_test.json').write_text(json.dumps(other))
+    own = dict(runs=[dict(variant='student', seed=0, metrics={'coco/bbox_mAP': 0.1})])
+    (tmp_path / 'cls2det_bccd_test.json').write_text(json.dumps(own))  # its own: never reused
+    found = bccd_test_split.shared_test_metrics(str(tmp_path),
+                                                str(tmp_path / 'cls2det_bccd.json'))
+    assert found == {('student', 0): {'coco/bbox_mAP': 0.389}}  # a distilled run is not shared
