@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     parser.add_argument('--teacher-epochs', type=int, default=48)
     # the cell-crop classifier of cls2det. Crop classification from ImageNet weights is easy
     # (train loss 0.0003 by epoch 4 of a 48-epoch run), so the benchmark trains 8 of its config's
-    # 24 epochs (cosine schedule scaled): 15 min instead of 43 of this CPU, paid again by every
+    # 24 epochs (cosine schedule scaled): 14 min (its result file) instead of about 43 (the ETA
+    # in the log of a 24-epoch run, stopped) on this CPU, paid again by every
     # session that resumes the benchmark on a new machine (checkpoints are not committed).
     parser.add_argument('--cls-teacher-epochs', type=int, default=8)
     parser.add_argument('--data-root', default=DATA_ROOT)

@@ -4,7 +4,8 @@
 # and localization KD with the released SSD recipe's weights (T = 2, 0.4; 0.15). Localization
 # takes a random 64 of the step's positives (of several hundred; the loss is their mean, so the
 # subset is an unbiased estimate of it): each is a teacher forward and backward, and on a
-# 2-core CPU 256 of them made the step 4.3 s instead of 2.8 s (the student alone: 1.2 s).
+# 2-core CPU 256 of them made the step 4.3 s instead of 2.8 s in a one-off profile (the runs of
+# benchmarks/cls2det_bccd.py logged 2.9-3.4 s median steps at 64).
 _base_ = ['../baselines/retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 

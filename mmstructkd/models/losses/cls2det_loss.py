@@ -110,7 +110,8 @@ class Cls2DetLoss(nn.Module):
             ``pool_sizes=None``. None switches it off.
         channels_last (bool): Run the teacher on its crops in channels-last memory (its 4-D
             weights are converted once, in place; the teacher serves this loss only). Same
-            values up to the summation order. On a 2-core CPU (oneDNN) the MobileNetV2 crop
+            values up to the summation order. In a one-off profile on a 2-core CPU (oneDNN;
+            not a committed benchmark) the MobileNetV2 crop
             classifier took 0.76 s instead of 1.33 s for 100 ground-truth crops, and 1.40 s
             instead of 1.94 s for the localization forward + backward of 256 crops
             (``benchmarks/cls2det_bccd.py``'s setting). Defaults to True.
