@@ -222,7 +222,7 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         ``gain`` (method minus baseline, mean over seeds), ``spread`` (the largest seed-to-seed
         difference of any variant),
         ``complete`` (every requested variant, method and baseline among them, ran every
-        seed), ``gain_over_<variant>``
+        seed), ``not_requested`` (the benchmark's variants left out), ``gain_over_<variant>``
         for every other variant, settings, teacher and every run.
     """
     global _report_only, _result_suffices, _ensure_teacher
@@ -294,6 +294,8 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
                          ['train time (s/run)'], rows))
     summary = dict(
         gain=_round(gains[baseline]), spread=_round(spread), complete=complete,
+        # complete covers the requested variants; say which of the benchmark's were not
+        not_requested=[v for v in variants if v not in requested],
         method=method, baseline=baseline,
         metric=metric, scale=scale, **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
         mean={v: round(m, 2) for v, m in mean.items()}, settings=settings,

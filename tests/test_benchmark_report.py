@@ -72,9 +72,10 @@ def test_report_complete_when_every_run_finished(finished):
 def test_complete_counts_requested_variants_with_the_headline_pair(finished):
     write_result(finished / 'runs', 'b_seed1', 0.65, 1)
     configs = dict(a='a.py', b='b.py', ablation='ablation.py')  # an opt-in variant, never run
-    summary = report(finished, configs=configs)
+    summary = report(finished, variants=('a', 'b'), configs=configs)
     assert summary['complete'] is True
     assert summary['gain_over_ablation'] is None
+    assert summary['not_requested'] == ['ablation']
     # a run of one variant alone (as bccd_parallel.sh makes) is no finished comparison
     assert report(finished, variants=('b', ), configs=configs)['complete'] is False
 
