@@ -9,7 +9,9 @@
 _base_ = ['../baselines/retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
-recognition = dict(tau=2.0, loss_weight=0.4)
+# 0.4 / 3: the BCCD benchmark's runs were made when a sigmoid head's binary KL was averaged over
+# the 3 classes instead of summed; the same loss, so its numbers stand (recognition_kd).
+recognition = dict(tau=2.0, loss_weight=0.4 / 3)
 localization = dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 8], loss_weight=0.15,
                     max_samples=64)
 model = dict(

@@ -18,6 +18,7 @@ model = dict(
     distill_losses=dict(
         loss_cls2det=dict(
             type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0,
+            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4)
             recognition=dict(tau=2.0, loss_weight=0.4),
             localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 8],
                               loss_weight=0.15, max_samples=512))),

@@ -1,7 +1,8 @@
 # Classifier-to-detector distillation into RetinaNet-R50-FPN (1x) on COCO from the ResNet-50
 # COCO-crop classifier (resnet50_8xb32-30e_coco-crops-112x112.py). RetinaNet's sigmoid scores
 # of every positive anchor get the per-class binary KL to the teacher's class distribution of
-# its ground-truth crop (T = 2); localization as in the SSD recipe. The weights are the SSD
+# its ground-truth crop (T = 2), summed over the classes like focal loss, so each logit's
+# gradient is a softmax head's; localization as in the SSD recipe. The weights are the SSD
 # recipe's, not tuned for RetinaNet.
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
@@ -18,6 +19,7 @@ model = dict(
     distill_losses=dict(
         loss_cls2det=dict(
             type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0,
+            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4)
             recognition=dict(tau=2.0, loss_weight=0.4),
             localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 8],
                               loss_weight=0.15, max_samples=512))),

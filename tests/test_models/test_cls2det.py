@@ -63,8 +63,9 @@ def test_recognition_kd_matches_hand_computed_values():
     # softmax head, background last: q = (1/3, 1/3, 1/3); the teacher puts 0 on background.
     kl = recognition_kd(torch.zeros(1, 3), teacher, 'softmax', tau=1.0)
     assert kl.item() == pytest.approx(0.75 * math.log(0.75 * 3) + 0.25 * math.log(0.25 * 3))
-    # sigmoid head: q = 0.5 per class; binary KLs of 0.75 and 0.25 vs 0.5 are equal.
-    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    # sigmoid head: q = 0.5 per class; binary KLs of 0.75 and 0.25 vs 0.5 are equal, and the
+    # loss sums the two classes.
+    expected = 2 * (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5))
     kl = recognition_kd(torch.zeros(1, 2), teacher, 'sigmoid', tau=1.0)
     assert kl.item() == pytest.approx(expected)
     # tau divides both: teacher (2 ln 3, 0) at tau 2 is the same p_t; student 0 stays 0.5.
@@ -275,11 +276,133 @@ def test_each_positive_gets_the_teacher_distribution_of_its_own_box():
 
     def binary_kl_to_half(logits):
         p = torch.softmax(torch.tensor(logits), 0)
-        return float((p * (p / 0.5).log() + (1 - p) * ((1 - p) / 0.5).log()).mean())
+        return float((p * (p / 0.5).log() + (1 - p) * ((1 - p) / 0.5).log()).sum())
     per_box = [binary_kl_to_half([1., 0., 0.]), binary_kl_to_half([0., 0., 2.])]
     expected = sum(per_box[g] for g in pos.gt_inds.tolist()) / len(pos.gt_inds)
     assert value.item() == pytest.approx(expected, rel=1e-5)
     assert per_box[0] != pytest.approx(per_box[1])  # the two boxes really differ
+
+
+def paint(image, box, colour):
+    x1, y1, x2, y2 = (int(v) for v in box)
+    image[:, y1:y2, x1:x2] = torch.tensor(colour).view(3, 1, 1)
+
+
+def binary_kl_sum_to_half(logits):
+    """Summed binary KL of softmax(logits) to a student at sigmoid(0) = 0.5 per class."""
+    p = torch.softmax(torch.tensor(logits), 0)
+    return float((p * (p / 0.5).log() + (1 - p) * ((1 - p) / 0.5).log()).sum())
+
+
+def two_image_batch():
+    """Image 0: one box (label 1) painted (0, 2, 0); image 1: the two boxes of two_boxes(),
+    (1, 0, 0) and (0, 0, 2). The same box index means another box in each image."""
+    one_box = InstanceData(bboxes=torch.tensor([[4., 4., 28., 28.]]), labels=torch.tensor([1]))
+    gts = [one_box, two_boxes()]
+    colours = {(0, 0): (0., 2., 0.), (1, 0): (1., 0., 0.), (1, 1): (0., 0., 2.)}
+    images = torch.zeros(2, 3, 64, 64)
+    for (img, box), colour in colours.items():
+        paint(images[img], gts[img].bboxes[box], colour)
+    sizes = [(8, 8), (4, 4), (2, 2)]
+    head_inputs = dict(cls_scores=[torch.zeros(2, 3, *s) for s in sizes],
+                       bbox_preds=[torch.zeros(2, 4, *s) for s in sizes],
+                       batch_gt_instances=gts,
+                       batch_img_metas=[dict(img_shape=(64, 64), pad_shape=(64, 64))] * 2)
+    samples = []
+    for gt in gts:
+        sample = InstanceData(metainfo=dict(img_shape=(64, 64), scale_factor=(2.0, 2.0)))
+        sample.gt_instances = gt
+        samples.append(sample)
+    return head_inputs, images, samples, colours
+
+
+def test_positives_of_each_image_get_their_own_images_box():
+    # Per-image ground-truth indices restart at 0: a positive of image 1's box 0 must get the
+    # teacher's view of image 1's box 0, not of the batch's first box (image 0's).
+    detector = build_detector('tiny_det_student')
+    head_inputs, images, samples, colours = two_image_batch()
+    loss = Cls2DetLoss(crop_size=8, recognition=dict(tau=1.0, loss_weight=1.0),
+                       localization=None)
+    value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
+    pos = detector_positives(detector, head_inputs)
+    keys = list(zip(pos.img_inds.tolist(), pos.gt_inds.tolist()))
+    assert {k[0] for k in keys} == {0, 1} and (1, 0) in keys
+    expected = sum(binary_kl_sum_to_half(colours[k]) for k in keys) / len(keys)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    # what the batch's rows without the per-image offset would have given: really different
+    rows = [(0, 0), (1, 0), (1, 1)]
+    wrong = sum(binary_kl_sum_to_half(colours[rows[g]]) for _, g in keys) / len(keys)
+    assert wrong != pytest.approx(expected, rel=1e-3)
+
+
+def test_boxes_under_min_size_of_the_original_image_are_not_distilled():
+    # scale_factor 2: the 24 px boxes were 12 px and the 32 px box 16 px in the original image
+    detector = build_detector('tiny_det_student')
+    head_inputs, images, samples, colours = two_image_batch()
+    loss = Cls2DetLoss(crop_size=8, min_size=14, recognition=dict(tau=1.0, loss_weight=1.0),
+                       localization=None)
+    value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
+    # only image 1's box 1 (32 px) is left; its positives all get the same target
+    assert value.item() == pytest.approx(binary_kl_sum_to_half(colours[(1, 1)]), rel=1e-5)
+    loss.min_size = 17.0  # no box left: a zero that keeps the graph
+    value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
+    assert value.item() == 0.0
+
+
+def test_class_map_out_of_range_is_refused():
+    loss = Cls2DetLoss(class_map=[0, -1, 2])  # -1 would silently be the last class
+    with pytest.raises(ValueError, match='class_map must give one classifier id'):
+        loss._teacher_logits(torch.zeros(2, 5), 3)
+
+
+def test_anchor_head_with_a_random_sampler_is_refused():
+    from mmdet.models.task_modules.samplers import RandomSampler
+    detector = build_detector('tiny_det_student')
+    detector.bbox_head.sampler = RandomSampler(num=16, pos_fraction=0.5)
+    head_inputs = two_image_batch()[0]
+    with pytest.raises(ValueError, match='RetinaHead samples with RandomSampler.*PseudoSampler'):
+        detector_positives(detector, head_inputs)
+
+
+def test_roi_positives_are_the_roi_heads_own_targets():
+    from mmdet.structures.bbox import bbox2roi
+    detector = build_detector('tiny_det_faster_rcnn')
+    roi_head = detector.roi_head
+    bbox_head = roi_head.bbox_head
+    gts = [two_boxes(), InstanceData(bboxes=two_boxes().bboxes[1:], labels=torch.tensor([1]))]
+    g = torch.Generator().manual_seed(0)
+    results = []
+    torch.manual_seed(0)  # the RandomSampler
+    for gt in gts:  # proposals: jittered ground truths and random boxes
+        jitter = gt.bboxes.repeat(6, 1) + torch.randn(6 * len(gt), 4, generator=g) * 3
+        xy = torch.rand(20, 2, generator=g) * 40
+        rand = torch.cat([xy, xy + 8 + torch.rand(20, 2, generator=g) * 16], dim=1)
+        proposals = InstanceData(priors=torch.cat([jitter, rand]))
+        assigned = roi_head.bbox_assigner.assign(proposals, gt)
+        results.append(roi_head.bbox_sampler.sample(assigned, proposals, gt))
+    rois = bbox2roi([r.priors for r in results])
+    num = len(rois)
+    cls_score = torch.randn(num, 4, generator=g)
+    bbox_pred = torch.randn(num, 12, generator=g, requires_grad=True)
+    pos = detector_positives(detector, dict(cls_score=cls_score, bbox_pred=bbox_pred,
+                                            rois=rois, sampling_results=results))
+    # mmdet's own targets: the positive rows and their labels
+    labels = bbox_head.get_targets(results, roi_head.train_cfg, concat=True)[0]
+    rows = (labels < 3).nonzero().squeeze(1)
+    assert len(pos.img_inds) == len(rows) > 0
+    assert torch.equal(pos.img_inds, rois[rows, 0].long())
+    assert torch.equal(pos.logits, cls_score[rows])
+    for i in range(2):
+        mine = pos.img_inds == i
+        assert torch.equal(gts[i].labels[pos.gt_inds[mine]], labels[rows][mine])
+    # the boxes are the decoded deltas of the assigned class, as mmdet decodes them
+    deltas = bbox_pred.view(num, 3, 4)[rows, labels[rows]]
+    expected = bbox_head.bbox_coder.decode(rois[rows, 1:], deltas)
+    assert torch.allclose(pos.pred_boxes, expected)
+    pos.pred_boxes.sum().backward()
+    touched = bbox_pred.grad.view(num, 3, 4).abs().sum(-1) > 0  # (rows, classes)
+    assert touched.sum() == len(rows)
+    assert touched[rows, labels[rows]].all()
 
 
 def build_distiller(name):

@@ -184,3 +184,26 @@ def test_teacher_checkpoint_is_loaded_by_init_weights(tmp_path):
     model.init_weights()
     for k, v in model.teacher.state_dict().items():
         assert torch.equal(v, source.teacher.state_dict()[k]), k
+
+
+def test_loss_inputs_are_cast_to_fp32_inside_recorded_method_arguments():
+    # A MethodInputsRecorder's record is a dict of the method's arguments (per-level lists of
+    # maps, metas, NamedTuples): under AMP every floating tensor in it reaches the loss in fp32.
+    from typing import NamedTuple
+
+    from mmstructkd.models.distillers.single_teacher_distiller import _to_fp32
+
+    class Pair(NamedTuple):
+        a: torch.Tensor
+        b: int
+
+    half = torch.ones(2, dtype=torch.float16, requires_grad=True)
+    record = dict(cls_scores=[half, half * 2], labels=torch.tensor([1, 2]),
+                  metas=[dict(img_shape=(4, 4))], pair=Pair(half, 3))
+    out = _to_fp32(record)
+    assert [t.dtype for t in out['cls_scores']] == [torch.float32] * 2
+    assert out['labels'].dtype == torch.int64 and out['metas'] == [dict(img_shape=(4, 4))]
+    assert isinstance(out['pair'], Pair) and out['pair'].a.dtype == torch.float32
+    assert out['pair'].b == 3
+    out['cls_scores'][1].sum().backward()  # the cast stays in the graph
+    assert torch.equal(half.grad, torch.full((2, ), 2.0, dtype=torch.float16))

@@ -27,11 +27,16 @@ MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector
 
 
 def _to_fp32(obj: Any) -> Any:
-    """Cast floating tensors (also inside lists/tuples) to fp32: losses run in fp32 under AMP."""
+    """Cast floating tensors (also inside lists, tuples and dicts: a recorded method's
+    arguments) to fp32: losses run in fp32 under AMP."""
     if isinstance(obj, Tensor):
         return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, tuple) and hasattr(obj, '_fields'):  # a NamedTuple
+        return type(obj)(*(_to_fp32(x) for x in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_fp32(x) for x in obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_fp32(v)) for k, v in obj.items())
     return obj
 
 

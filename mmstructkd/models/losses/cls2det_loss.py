@@ -19,7 +19,10 @@ def recognition_kd(logits: Tensor, teacher_logits: Tensor, activation: str,
     ``KL(p_t || softmax(s / tau))`` where the teacher puts 0 on background, so the student is
     also taught that the object is no background. ``'sigmoid'`` heads (C outputs: RetinaNet,
     FCOS): the binary KL between ``p_t[c]`` and ``sigmoid(s[c] / tau)`` for every class c,
-    averaged over the classes (its scale does not grow with C).
+    summed over the classes, as focal loss sums its per-class terms: each logit then gets the
+    gradient ``(sigmoid(s[c] / tau) - p_t[c]) / tau``, the same as a softmax head's, so one
+    ``loss_weight`` means the same for both kinds of head whatever C is (a mean over classes
+    would make it C times weaker: 80x on COCO).
 
     Args:
         logits (Tensor): Detector logits, shape (P, C) (sigmoid) or (P, C + 1) (softmax).
@@ -46,7 +49,7 @@ def recognition_kd(logits: Tensor, teacher_logits: Tensor, activation: str,
                          f'{logits.shape[1]}.')
     kl = (torch.xlogy(p_t, p_t) - p_t * F.logsigmoid(s) + torch.xlogy(1 - p_t, 1 - p_t) -
           (1 - p_t) * F.logsigmoid(-s))
-    return kl.mean(dim=1)
+    return kl.sum(dim=1)
 
 
 def localization_l1(pred_feats: Sequence[Tensor], gt_feats: Sequence[Tensor],
@@ -69,6 +72,11 @@ def localization_l1(pred_feats: Sequence[Tensor], gt_feats: Sequence[Tensor],
             pred, gt = F.adaptive_avg_pool2d(pred, k), F.adaptive_avg_pool2d(gt, k)
         per_layer.append((pred - gt.detach()).abs().flatten(1).mean(dim=1))
     return torch.stack(per_layer).mean(dim=0)
+
+
+def _box_tensor(boxes: Any) -> Tensor:
+    """mmdet's ``BaseBoxes`` (``boxtype2tensor=False``) or a tensor -> (G, 4) tensor."""
+    return boxes.tensor if hasattr(boxes, 'tensor') else boxes
 
 
 @MODELS.register_module()
@@ -98,6 +106,12 @@ class Cls2DetLoss(nn.Module):
         crop_size (int): Side of the square crops the teacher sees. Defaults to 112.
         context (float): Each box grows by this fraction of its width/height on every side
             before cropping (as the teacher's training crops). Defaults to 0.
+        min_size (float): Ground-truth boxes whose shorter side is under this many pixels of
+            the original image (the box divided by the image's ``scale_factor``) are not
+            distilled: their positives get neither loss. Set it to the crop tool's
+            ``--min-size`` of the teacher's training set: a box the teacher never saw at that
+            size, stretched to ``crop_size``, gives it an image unlike its training crops.
+            Defaults to 0 (every box).
         class_map (Sequence[int], optional): Classifier class id of each detection class id
             (length C). None: identity (the classifier has exactly the C detection classes).
         recognition (dict, optional): ``dict(tau=2.0, loss_weight=0.4)`` (the released SSD
@@ -117,7 +131,7 @@ class Cls2DetLoss(nn.Module):
             (``benchmarks/cls2det_bccd.py``'s setting). Defaults to True.
     """
 
-    def __init__(self, crop_size: int = 112, context: float = 0.0,
+    def __init__(self, crop_size: int = 112, context: float = 0.0, min_size: float = 0.0,
                  class_map: Optional[Sequence[int]] = None,
                  recognition: Optional[dict] = dict(tau=2.0, loss_weight=0.4),
                  localization: Optional[dict] = dict(layers=('input', 'backbone.layer1'),
@@ -131,6 +145,7 @@ class Cls2DetLoss(nn.Module):
         self.channels_last = bool(channels_last)
         self.crop_size = int(crop_size)
         self.context = float(context)
+        self.min_size = float(min_size)
         self.class_map = None if class_map is None else [int(c) for c in class_map]
         self.recognition = self._check(recognition, dict(tau=2.0, loss_weight=0.4),
                                        'recognition')
@@ -175,7 +190,8 @@ class Cls2DetLoss(nn.Module):
                     f'Cls2DetLoss: the teacher has {logits.shape[1]} classes, the detector '
                     f'{num_classes}; set class_map (classifier id of each detection class).')
             return logits
-        if len(self.class_map) != num_classes or max(self.class_map) >= logits.shape[1]:
+        if (len(self.class_map) != num_classes or max(self.class_map) >= logits.shape[1]
+                or min(self.class_map) < 0):
             raise ValueError(f'Cls2DetLoss: class_map must give one classifier id (< '
                              f'{logits.shape[1]}) per detection class ({num_classes}), got '
                              f'{self.class_map}.')
@@ -221,11 +237,15 @@ class Cls2DetLoss(nn.Module):
             return {k: zero for k, on in (('loss_rec', self.recognition),
                                           ('loss_loc', self.localization)) if on is not None}
         device = teacher_inputs.device
-        gt_boxes = torch.cat([g.bboxes for g in gts]).to(teacher_inputs.dtype)
+        gt_boxes = torch.cat([_box_tensor(g.bboxes) for g in gts]).to(teacher_inputs.dtype)
         gt_imgs = torch.cat([torch.full((len(g), ), i, dtype=torch.long, device=device)
                              for i, g in enumerate(gts)])
         offsets = torch.tensor([0] + [len(g) for g in gts][:-1], device=device).cumsum(0)
         gt_rows = offsets[pos.img_inds] + pos.gt_inds  # row of each positive's ground truth
+        if self.min_size > 0:
+            big = self._big_enough(gt_boxes, gt_imgs, data_samples)[gt_rows]
+            pos = DetPositives(*(f[big] for f in pos[:5]), pos.activation, pos.num_classes)
+            gt_rows = gt_rows[big]
 
         loc = self.localization
         rec = self.recognition
@@ -260,6 +280,14 @@ class Cls2DetLoss(nn.Module):
                                      [gt_feats[n][gt_rows[keep]] for n in names],
                                      loc['pool_sizes']) if len(keep) else None
         return self._mean(per_sample, pos.pred_boxes)
+
+    def _big_enough(self, gt_boxes: Tensor, gt_imgs: Tensor, data_samples: List[Any]) -> Tensor:
+        """shape (G,): the ground truths whose shorter side in the original image (the box
+        over the image's ``scale_factor``; 1 without a resize) is at least ``min_size``."""
+        scales = gt_boxes.new_tensor([s.metainfo.get('scale_factor', (1.0, 1.0))[:2]
+                                      for s in data_samples])[gt_imgs]  # (G, 2): w, h
+        sides = (gt_boxes[:, 2:] - gt_boxes[:, :2]) / scales
+        return sides.min(dim=1).values >= self.min_size
 
     @staticmethod
     def _mean(per_sample: Optional[Tensor], anchor: Tensor) -> Tensor:

@@ -125,6 +125,12 @@ def _anchor_positives(head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
     cls_scores, bbox_preds = inputs['cls_scores'], inputs['bbox_preds']
     gts, metas = inputs['batch_gt_instances'], inputs['batch_img_metas']
     ignores = inputs.get('batch_gt_instances_ignore') or [None] * len(gts)
+    if type(head.sampler).__name__ != 'PseudoSampler':
+        # the sampler runs again here: a random one would pick other positives than the loss
+        raise ValueError(f'{type(head).__name__} samples with {type(head.sampler).__name__}; '
+                         'classifier-to-detector distillation re-runs the assignment of '
+                         "one-stage heads and needs their PseudoSampler (train_cfg's sampler "
+                         'unset or dict(type="PseudoSampler")).')
     device = cls_scores[0].device
     anchor_list, valid_list = head.get_anchors([c.shape[-2:] for c in cls_scores], metas,
                                                device=device)
@@ -153,6 +159,8 @@ def _anchor_positives(head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
 
 
 def _fcos_positives(head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
+    from mmdet.structures.bbox import get_box_tensor
+
     _require(inputs, ('cls_scores', 'bbox_preds', 'batch_gt_instances'),
              'bbox_head.loss_by_feat')
     cls_scores, bbox_preds = inputs['cls_scores'], inputs['bbox_preds']
@@ -176,13 +184,14 @@ def _fcos_positives(head: nn.Module, inputs: Dict[str, Any]) -> DetPositives:
                              for t, n, s in zip(targets_lvl, counts, scales)])
         pos = ((labels >= 0) & (labels < head.num_classes)).nonzero().squeeze(1)
         target_boxes = head.bbox_coder.decode(all_points[pos], targets[pos])
-        gt_inds = _match_gt(target_boxes, labels[pos], gt.bboxes, gt.labels)
+        gt_boxes = get_box_tensor(gt.bboxes)
+        gt_inds = _match_gt(target_boxes, labels[pos], gt_boxes, gt.labels)
         distances = torch.cat([b[i].permute(1, 2, 0).reshape(-1, 4) * s
                                for b, s in zip(bbox_preds, scales)])[pos]
         boxes = head.bbox_coder.decode(all_points[pos], distances)
         logits = _levels_to_rows(cls_scores, i, head.cls_out_channels)[pos]
         parts.append((pos.new_full((len(pos), ), i), gt_inds, logits, boxes,
-                      gt.bboxes[gt_inds]))
+                      gt_boxes[gt_inds]))
     return _gather(parts, 'sigmoid', head.num_classes,
                    cls_scores[0].new_zeros(0, head.cls_out_channels))
 
