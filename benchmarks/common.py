@@ -110,8 +110,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
     Returns:
         dict: ``metrics`` (the final validation), ``step_time_s`` (median over all iterations,
         robust to other jobs on the machine and restored on resume), ``train_time_s``
-        (iterations x median step time), ``device`` (``cpu`` or the GPU), ``work_dir`` and the
-        run's ``seed``.
+        (iterations x median step time), ``device`` (``cpu`` or the GPU), ``threads`` (torch's
+        intra-op threads), ``work_dir`` and the run's ``seed``.
     """
     work_dir = osp.join(work_root, name)
     result_file = osp.join(results_dir, f'{name}.json')
@@ -138,7 +138,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                   seed=cfg.get('randomness', {}).get('seed'), iters=runner.iter,
                   step_time_s=round(step_time, 4), train_time_s=round(step_time * runner.iter, 1),
                   wall_time_this_invocation_s=round(wall_time, 1), resumed=bool(cfg.resume),
-                  device=device_name(), metrics=metrics)
+                  # step times compare only at equal threads (runs side by side take fewer)
+                  device=device_name(), threads=torch.get_num_threads(), metrics=metrics)
     if extra is not None:
         result['extra'] = extra
     os.makedirs(results_dir, exist_ok=True)
