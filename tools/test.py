@@ -11,7 +11,8 @@ import os.path as osp
 
 from mmengine.evaluator import DumpResults
 
-from mmstructkd.utils.launch import add_common_args, build_runner, load_cli_config
+from mmstructkd.utils.launch import (add_common_args, build_runner, finish_launch,
+                                     load_cli_config)
 
 
 def parse_args():
@@ -36,6 +37,7 @@ def main():
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    finish_launch()
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@
 """
 import argparse
 
-from mmstructkd.utils.launch import add_common_args, build_runner, load_cli_config
+from mmstructkd.utils.launch import (add_common_args, build_runner, finish_launch,
+                                     load_cli_config)
 
 
 def parse_args():
@@ -48,6 +49,7 @@ def main():
         cfg.load_from = args.resume
 
     build_runner(cfg).train()
+    finish_launch()
 
 
 if __name__ == '__main__':

@@ -66,3 +66,15 @@ def build_runner(cfg: Config) -> Runner:
     """Prepare the launcher (see :func:`prepare_launch`) and build the configured runner."""
     prepare_launch(cfg)
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def finish_launch() -> None:
+    """Destroy the process group of a distributed run before the interpreter exits.
+
+    Left to interpreter shutdown, the gloo/NCCL group's threads can be torn down in the wrong
+    order ("terminate called without an active exception", exit code -6): a finished run then
+    reports failure to ``dist_train.sh`` and to whatever scripts wait on it.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank leaves while another still uses the group
+        dist.destroy_process_group()
