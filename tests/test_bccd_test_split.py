@@ -44,3 +44,9 @@ def test_shared_runs_reuse_another_benchmarks_test_metrics(tmp_path):
     found = bccd_test_split.shared_test_metrics(str(tmp_path),
                                                 str(tmp_path / 'cls2det_bccd.json'))
     assert found == {('student', 0): {'coco/bbox_mAP': 0.389}}  # a distilled run is not shared
+
+
+def test_the_headline_is_the_variant_val_chose():
+    assert bccd_test_split.headline_variant(dict(method='rec+loc', best_variant='rec')) == 'rec'
+    # a benchmark with one distilled variant names no best_variant
+    assert bccd_test_split.headline_variant(dict(method='reviewkd')) == 'reviewkd'
