@@ -1,4 +1,5 @@
 """Classifier-to-detector distillation: box crop, positives, losses, the tiny detectors."""
+import argparse
 import copy
 import math
 import os.path as osp
@@ -347,6 +348,20 @@ def test_boxes_under_min_size_of_the_original_image_are_not_distilled():
     loss.min_size = 17.0  # no box left: a zero that keeps the graph
     value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
     assert value.item() == 0.0
+
+
+def test_a_batch_without_ground_truth_gives_zero_losses_and_runs_no_teacher():
+    detector = build_detector('tiny_det_student')
+    head_inputs, images, _, _ = two_image_batch()
+    empty = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+    head_inputs['batch_gt_instances'] = [empty, empty]
+    samples = [argparse.Namespace(gt_instances=empty, metainfo={}) for _ in range(2)]
+    teacher = MeanColourTeacher()
+    calls = []
+    teacher.register_forward_hook(lambda *args: calls.append(1))
+    losses = Cls2DetLoss(crop_size=8)(head_inputs, detector, teacher, images, samples)
+    assert {k: v.item() for k, v in losses.items()} == dict(loss_rec=0.0, loss_loc=0.0)
+    assert calls == []
 
 
 def test_class_map_out_of_range_is_refused():

@@ -74,11 +74,6 @@ def localization_l1(pred_feats: Sequence[Tensor], gt_feats: Sequence[Tensor],
     return torch.stack(per_layer).mean(dim=0)
 
 
-def _box_tensor(boxes: Any) -> Tensor:
-    """mmdet's ``BaseBoxes`` (``boxtype2tensor=False``) or a tensor -> (G, 4) tensor."""
-    return boxes.tensor if hasattr(boxes, 'tensor') else boxes
-
-
 @MODELS.register_module()
 class Cls2DetLoss(nn.Module):
     """Distils an image classifier (teacher) into a detector's positives (student).
@@ -229,23 +224,29 @@ class Cls2DetLoss(nn.Module):
         Returns:
             dict[str, Tensor]: ``loss_rec`` and/or ``loss_loc`` (scalars).
         """
+        from mmdet.structures.bbox import get_box_tensor
+
         self._prepare_teacher(teacher)
         pos = detector_positives(student, head_inputs)
         gts = [s.gt_instances for s in data_samples]
-        if sum(len(g) for g in gts) == 0:  # nothing to crop; zeros that keep the graph
+        device = teacher_inputs.device
+        if sum(len(g) for g in gts):
+            gt_boxes = torch.cat([get_box_tensor(g.bboxes) for g in gts]).to(teacher_inputs.dtype)
+            gt_imgs = torch.cat([torch.full((len(g), ), i, dtype=torch.long, device=device)
+                                 for i, g in enumerate(gts)])
+            offsets = torch.tensor([0] + [len(g) for g in gts][:-1], device=device).cumsum(0)
+            gt_rows = offsets[pos.img_inds] + pos.gt_inds  # each positive's ground-truth row
+            if self.min_size > 0:
+                big = self._big_enough(gt_boxes, gt_imgs, data_samples)[gt_rows]
+                pos = DetPositives(*(f[big] for f in pos[:5]), pos.activation, pos.num_classes)
+                gt_rows = gt_rows[big]
+        if len(pos.img_inds) == 0:  # nothing to distil (no ground truth, or none kept)
             zero = pos.logits.sum() * 0.0 + pos.pred_boxes.sum() * 0.0
             return {k: zero for k, on in (('loss_rec', self.recognition),
                                           ('loss_loc', self.localization)) if on is not None}
-        device = teacher_inputs.device
-        gt_boxes = torch.cat([_box_tensor(g.bboxes) for g in gts]).to(teacher_inputs.dtype)
-        gt_imgs = torch.cat([torch.full((len(g), ), i, dtype=torch.long, device=device)
-                             for i, g in enumerate(gts)])
-        offsets = torch.tensor([0] + [len(g) for g in gts][:-1], device=device).cumsum(0)
-        gt_rows = offsets[pos.img_inds] + pos.gt_inds  # row of each positive's ground truth
-        if self.min_size > 0:
-            big = self._big_enough(gt_boxes, gt_imgs, data_samples)[gt_rows]
-            pos = DetPositives(*(f[big] for f in pos[:5]), pos.activation, pos.num_classes)
-            gt_rows = gt_rows[big]
+        # The teacher sees only the ground truths that have a positive: one crop each
+        used, gt_rows = torch.unique(gt_rows, return_inverse=True)
+        gt_boxes, gt_imgs = gt_boxes[used], gt_imgs[used]
 
         loc = self.localization
         rec = self.recognition
