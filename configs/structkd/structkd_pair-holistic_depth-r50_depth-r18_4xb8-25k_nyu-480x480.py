@@ -19,22 +19,32 @@ model = dict(
         depth=dict(type='ModuleOutputs', source='decode_head.depth_pred_layer'),
         feat=dict(type='ModuleOutputs', source='decode_head.conv_aggregation')),
     distill_losses=dict(
-        loss_pair=dict(type='PairWiseLoss', node_size=2, pool='avg', loss_weight=1.0)),
+        loss_pair=dict(type='PairWiseLoss', node_scale=0.5, pool='max', detach_norm=True,
+                       loss_weight=0.5)),
     loss_forward_mappings=dict(
         loss_pair=dict(
             s_feature=dict(from_student=True, recorder='feat'),
             t_feature=dict(from_student=False, recorder='feat'))),
+    # A depth map has no class distribution: the critic sees the raw depth logits and the
+    # image (the paper's conditional critic); the rest is the segmentation recipe.
     discriminator=dict(type='StructKDDiscriminator', num_classes=1, with_image=True,
-                       input_transform='none', base_channels=64),
+                       input_transform='none', last_layer='conv4x4', base_channels=64),
     adversarial_mapping=dict(
         student=dict(from_student=True, recorder='depth'),
         teacher=dict(from_student=False, recorder='depth')),
     adv_loss_weight=0.1,
-    gp_weight=10.0)
+    critic_loss_weight=0.1,
+    gp_weight=10.0,
+    gp_score='sum')
 optim_wrapper = dict(
     _delete_=True,
     constructor='mmstructkd.AdversarialOptimWrapperConstructor',
     generator=_base_.optim_wrapper,
     discriminator=dict(type='OptimWrapper',
-                       optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.99))))
+                       optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+param_scheduler = dict(
+    _delete_=True,
+    generator=_base_.param_scheduler,
+    discriminator=[dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0,
+                        end=_base_.train_cfg.max_iters, by_epoch=False)])
 model_wrapper_cfg = dict(type='mmstructkd.DistillerDDP', find_unused_parameters=True)

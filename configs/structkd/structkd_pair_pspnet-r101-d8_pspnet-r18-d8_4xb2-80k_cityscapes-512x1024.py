@@ -4,7 +4,8 @@ _base_ = ['./structkd_pixel_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512
 model = dict(
     distill_losses=dict(
         _delete_=True,
-        loss_pair=dict(type='PairWiseLoss', node_size=2, pool='avg', loss_weight=1.0)),
+        loss_pair=dict(type='PairWiseLoss', node_scale=0.5, pool='max', detach_norm=True,
+                       loss_weight=0.5)),
     loss_forward_mappings=dict(
         _delete_=True,
         loss_pair=dict(

@@ -2,8 +2,10 @@
 _base_ = ['./structkd_holistic_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py']
 model = dict(
     distill_losses=dict(
-        loss_pixel=dict(type='PixelWiseLoss', tau=1.0, loss_weight=10.0, ignore_index=255),
-        loss_pair=dict(type='PairWiseLoss', node_size=2, pool='avg', loss_weight=1.0)),
+        loss_pixel=dict(type='PixelWiseLoss', tau=1.0, loss_weight=10.0, divergence='ce',
+                        normalize='image_area', ignore_index=None),
+        loss_pair=dict(type='PairWiseLoss', node_scale=0.5, pool='max', detach_norm=True,
+                       loss_weight=0.5)),
     loss_forward_mappings=dict(
         loss_pixel=dict(
             preds_S=dict(from_student=True, recorder='logits'),

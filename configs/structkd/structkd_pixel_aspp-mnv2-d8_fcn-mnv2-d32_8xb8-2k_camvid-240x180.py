@@ -17,7 +17,8 @@ model = dict(
         logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'),
         feat=dict(type='ModuleOutputs', source='decode_head.bottleneck')),
     distill_losses=dict(
-        loss_pixel=dict(type='PixelWiseLoss', tau=1.0, loss_weight=10.0, ignore_index=255)),
+        loss_pixel=dict(type='PixelWiseLoss', tau=1.0, loss_weight=10.0, divergence='ce',
+                        normalize='image_area', ignore_index=None)),
     loss_forward_mappings=dict(
         loss_pixel=dict(
             preds_S=dict(from_student=True, recorder='logits'),

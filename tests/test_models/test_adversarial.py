@@ -7,22 +7,82 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmstructkd.models.discriminators import StructKDDiscriminator, gradient_penalty
+from mmstructkd.models.discriminators import (SpectralNormConv2d, StructKDDiscriminator,
+                                              gradient_penalty)
 from tests.conftest import load_config
 from tests.test_tools.test_train_toolboxes import save_teacher
 
 
 @pytest.mark.parametrize('size', [(7, 9), (33, 65), (16, 16), (1, 3)])
 @pytest.mark.parametrize('with_image', [True, False])
-def test_discriminator_scores_any_map_size(size, with_image):
-    critic = StructKDDiscriminator(num_classes=5, with_image=with_image, base_channels=4)
+@pytest.mark.parametrize('last_layer', ['conv4x4', 'conv3x3'])
+def test_discriminator_scores_any_map_size(size, with_image, last_layer):
+    critic = StructKDDiscriminator(num_classes=5, with_image=with_image, base_channels=4,
+                                   last_layer=last_layer)
     logits = torch.randn(2, 5, *size)
     x = critic.build_input(logits, torch.randn(2, 3, 64, 80) if with_image else None)
     assert x.shape == (2, 5 + 3 * with_image, *size)
     assert torch.allclose(x[:, :5].sum(1), torch.ones(2, *size))  # class probabilities
-    assert critic(x).shape == (2, )
+    scores = critic(x)
+    assert scores.dim() == 4 and scores.shape[:2] == (2, 1)
     with pytest.raises(ValueError, match='num_classes is 5'):
         critic.build_input(torch.randn(2, 4, *size), torch.randn(2, 3, 8, 8))
+
+
+def test_discriminator_official_layers():
+    # The official critic: four 4x4 stride-2 spectral-normalised convs, then a 4x4 conv without
+    # padding and without spectral norm; a 65x65 score map (PSPNet at 1/8 of 512) gives one
+    # score per image.
+    critic = StructKDDiscriminator(num_classes=19, with_image=False, base_channels=8,
+                                   input_transform='batchnorm')
+    convs = [m for m in critic.body if isinstance(m, torch.nn.Conv2d)]
+    assert [type(m) for m in convs] == [SpectralNormConv2d] * 4
+    assert all(m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
+               for m in convs)
+    assert type(critic.last) is torch.nn.Conv2d
+    assert critic.last.kernel_size == (4, 4) and critic.last.padding == (0, 0)
+    assert critic(torch.randn(2, 19, 65, 65)).shape == (2, 1, 1, 1)
+    # The official input BatchNorm normalises the raw logits inside the critic.
+    assert isinstance(critic.input_norm, torch.nn.BatchNorm2d)
+    logits = torch.randn(2, 19, 9, 9)
+    torch.testing.assert_close(critic.build_input(logits), logits)
+
+
+def test_spectral_norm_power_iteration_is_v_then_u_in_every_forward():
+    torch.manual_seed(0)
+    conv = SpectralNormConv2d(2, 3, 2, bias=False)
+    conv.eval()  # the official spectral norm iterates in evaluation too
+    w = conv.weight.detach().flatten(1).double()  # (3, 8)
+    u0 = conv.weight_u.double()
+    x = torch.randn(1, 2, 2, 2)
+    out = conv(x)
+    # By hand: v = W^T u / (||W^T u|| + 1e-12), then u = W v / (||W v|| + 1e-12),
+    # sigma = u . W v.
+    v = w.t() @ u0
+    v = v / (v.norm() + 1e-12)
+    u = w @ v
+    u = u / (u.norm() + 1e-12)
+    sigma = float(u @ (w @ v))
+    torch.testing.assert_close(conv.weight_v.double(), v)
+    torch.testing.assert_close(conv.weight_u.double(), u)
+    expected = (x.flatten().double() @ (w / sigma).t()).float()  # a 2x2 kernel on a 2x2 map
+    torch.testing.assert_close(out.flatten(), expected)
+    second_u = conv.weight_u.clone()
+    conv(x)
+    assert not torch.equal(conv.weight_u, second_u)  # one iteration per call
+    # The gradient flows through W and through sigma = u . W v (u, v held fixed): compare with
+    # autograd on that closed form, u and v advanced as the call advances them.
+    conv.zero_grad()
+    u_now = conv.weight_u.clone()
+    w_var = conv.weight.detach().clone().requires_grad_(True)
+    conv(x).sum().backward()
+    v_next = w_var.detach().flatten(1).t() @ u_now
+    v_next = v_next / (v_next.norm() + 1e-12)
+    u_next = w_var.detach().flatten(1) @ v_next
+    u_next = u_next / (u_next.norm() + 1e-12)
+    sigma_var = u_next @ (w_var.flatten(1) @ v_next)
+    (x.flatten() @ (w_var.flatten(1) / sigma_var).t()).sum().backward()
+    torch.testing.assert_close(conv.weight.grad, w_var.grad)
 
 
 class LinearCritic(torch.nn.Module):
@@ -36,6 +96,17 @@ class LinearCritic(torch.nn.Module):
         return (x * self.w).flatten(1).sum(1)
 
 
+class LinearMapCritic(torch.nn.Module):
+    """A score map D(x)[p] = w[p] * x[p] (one channel, P positions)."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x):
+        return x * self.w
+
+
 def test_gradient_penalty_matches_hand_value():
     w = torch.full((1, 2, 2, 2), 0.5)  # ||w|| = sqrt(8 * 0.25) = sqrt(2)
     critic = LinearCritic(w)
@@ -44,6 +115,37 @@ def test_gradient_penalty_matches_hand_value():
     gp.backward()  # the penalty trains the critic: d/dw (||w|| - 1)^2 = 2(||w|| - 1) w / ||w||
     expected = 2 * (2**0.5 - 1) * w / 2**0.5
     torch.testing.assert_close(critic.w.grad, expected)
+
+
+def test_gradient_penalty_of_the_sum_of_the_score_map():
+    # A 3x5 score map with w = 0.3 everywhere: the gradient of the sum has norm
+    # 0.3 * sqrt(15) (official), the gradient of the per-image mean 0.3 * sqrt(15) / 15.
+    w = torch.full((1, 1, 3, 5), 0.3)
+    real, fake = torch.randn(2, 1, 3, 5), torch.randn(2, 1, 3, 5)
+    official = gradient_penalty(LinearMapCritic(w), real, fake, score='sum')
+    assert official.item() == pytest.approx((0.3 * 15**0.5 - 1)**2, rel=1e-5)
+    mean = gradient_penalty(LinearMapCritic(w), real, fake, score='mean')
+    assert mean.item() == pytest.approx((0.3 * 15**0.5 / 15 - 1)**2, rel=1e-6)
+    with pytest.raises(ValueError, match='score'):
+        gradient_penalty(LinearMapCritic(w), real, fake, score='max')
+
+
+def test_gradient_penalty_mixing_weights_come_from_the_given_generator():
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return x.sum(dim=(1, 2, 3))
+
+    real, fake = torch.ones(3, 1, 1, 1), torch.zeros(3, 1, 1, 1)
+    gen = torch.Generator().manual_seed(5)
+    expected_alpha = torch.rand(3, 1, 1, 1, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(123)
+    global_before = torch.get_rng_state()
+    gradient_penalty(Recording(), real, fake, generator=gen)
+    torch.testing.assert_close(seen[0], expected_alpha)  # x_hat = alpha * 1 + (1 - alpha) * 0
+    assert torch.equal(torch.get_rng_state(), global_before)  # the global RNG is untouched
 
 
 @pytest.fixture
@@ -145,3 +247,37 @@ def test_resume_restores_the_critic_and_both_optimizers(adversarial_runner, tmp_
         for idx in saved:
             for name, value in saved[idx].items():
                 assert torch.equal(torch.as_tensor(now[idx][name]), torch.as_tensor(value))
+
+
+def test_critic_losses_are_scaled_by_lambda_d_penalty_included(adversarial_runner):
+    # Official: critic loss 0.1 * (-D(T) + D(S)) + 0.1 * 10 * GP (lambda_d = 0.1 multiplies
+    # the penalty too). A linear score-map critic makes every term a hand value.
+    model = adversarial_runner().model
+    assert model.critic_loss_weight == 0.1 and model.gp_score == 'sum'
+    w = torch.full((1, 1, 3, 5), 0.3)
+    model.discriminator = LinearMapCritic(w)
+    real, fake = torch.randn(2, 1, 3, 5), torch.randn(2, 1, 3, 5)
+    losses = model.discriminator_loss(real, fake)
+    d_real, d_fake = float((real * w).mean()), float((fake * w).mean())
+    assert losses['disc.loss_real'].item() == pytest.approx(-0.1 * d_real, rel=1e-5)
+    assert losses['disc.loss_fake'].item() == pytest.approx(0.1 * d_fake, rel=1e-5)
+    assert losses['disc.loss_gp'].item() == pytest.approx(
+        0.1 * 10 * (0.3 * 15**0.5 - 1)**2, rel=1e-5)
+    assert losses['disc.wasserstein'].item() == pytest.approx(d_real - d_fake, rel=1e-5)
+
+
+def test_penalty_generator_is_seeded_per_rank_and_its_state_round_trips(
+        adversarial_runner, monkeypatch):
+    from mmstructkd.models.distillers import adversarial_distiller
+    model = adversarial_runner(**{'randomness.seed': 7}).model
+    assert model.gp_generator.initial_seed() == 7
+    state = model.rng_state_dict()
+    first = torch.rand(4, generator=model.gp_generator)
+    model.load_rng_state_dict(state)
+    torch.testing.assert_close(torch.rand(4, generator=model.gp_generator), first)
+    with pytest.raises(KeyError, match='gp_generator'):
+        model.load_rng_state_dict({})
+    # Another rank, the same run seed: another stream of mixing weights.
+    monkeypatch.setattr(adversarial_distiller, 'get_rank', lambda: 1)
+    other = adversarial_runner(work='rank1', **{'randomness.seed': 7}).model
+    assert other.gp_generator.initial_seed() == 7 + 1_000_003

@@ -89,3 +89,131 @@ def test_pair_wise_gradients_and_options():
         PairWiseLoss(node_size=2, node_scale=0.5)
     with pytest.raises(ValueError, match='pool'):
         PairWiseLoss(pool='median')
+
+
+# ---------------------------------------------------------------- the official forms
+def _softmax(values):
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_pixel_wise_official_form_value_and_gradient():
+    # Official code: sum over batch and pixels of -sum_c p_t log p_s, divided by H*W (not N*H*W),
+    # every pixel kept (255 labels too). Odd, non-square maps, N = 2.
+    torch.manual_seed(0)
+    n, c, h, w = 2, 3, 3, 5
+    s = torch.randn(n, c, h, w, requires_grad=True)
+    t = torch.randn(n, c, h, w)
+    labels = [[[255] * w] * h] * n  # every label ignored: the official form keeps them
+    loss = PixelWiseLoss(loss_weight=10.0, divergence='ce', normalize='image_area',
+                         ignore_index=None)(s, t, [seg_sample(lab) for lab in labels])
+    hand = 0.0
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                p_t = _softmax([float(t[i, k, y, x]) for k in range(c)])
+                p_s = _softmax([float(s.detach()[i, k, y, x]) for k in range(c)])
+                hand -= sum(a * math.log(b) for a, b in zip(p_t, p_s))
+    assert loss.item() == pytest.approx(10.0 * hand / (h * w), rel=1e-6)
+    # d/ds of -sum p_t log softmax(s) is softmax(s) - p_t, per pixel, times 10 / (H*W).
+    loss.backward()
+    expected = 10.0 * (torch.softmax(s.detach(), 1) - torch.softmax(t, 1)) / (h * w)
+    torch.testing.assert_close(s.grad, expected)
+
+
+def test_pixel_wise_official_normalisation_is_batch_times_the_paper_mean():
+    torch.manual_seed(1)
+    s, t = torch.randn(4, 5, 7, 3), torch.randn(4, 5, 7, 3)
+    paper = PixelWiseLoss(ignore_index=None)(s, t)
+    kl_image_area = PixelWiseLoss(ignore_index=None, normalize='image_area')(s, t)
+    assert kl_image_area.item() == pytest.approx(4 * paper.item(), rel=1e-5)
+    # Cross-entropy minus KL is the teacher's entropy (no gradient): summed / (H*W).
+    ce = PixelWiseLoss(ignore_index=None, normalize='image_area', divergence='ce')(s, t)
+    p_t = torch.softmax(t, 1)
+    entropy = -(p_t * p_t.log()).sum() / (7 * 3)
+    assert (ce - kl_image_area).item() == pytest.approx(entropy.item(), rel=1e-4)
+    with pytest.raises(ValueError, match='image_area'):
+        PixelWiseLoss(normalize='batch')
+    with pytest.raises(ValueError, match='divergence'):
+        PixelWiseLoss(divergence='js')
+
+
+def _max_pool_nodes(feat, kh, kw):
+    """Nodes of the official pooling by hand: windows of kh x kw, stride = window, ceil mode
+    (a last, narrower window where the side does not divide). Returns per node the vector
+    and the (y, x) of the maximum of each channel."""
+    n, c, h, w = feat.shape
+    rows = [(y, min(y + kh, h)) for y in range(0, h, kh)]
+    cols = [(x, min(x + kw, w)) for x in range(0, w, kw)]
+    nodes = []
+    for i in range(n):
+        per_image = []
+        for y0, y1 in rows:
+            for x0, x1 in cols:
+                vec, where = [], []
+                for ch in range(c):
+                    best = max(((float(feat[i, ch, y, x]), (y, x)) for y in range(y0, y1)
+                                for x in range(x0, x1)))
+                    vec.append(best[0])
+                    where.append(best[1])
+                per_image.append((vec, where))
+        nodes.append(per_image)
+    return nodes
+
+
+def test_pair_wise_official_form_value_and_gradient():
+    # node_scale 0.5 on a 5x7 map: kernel (int(2.5), int(3.5)) = (2, 3), stride = kernel,
+    # ceil mode: 3 x 3 = 9 nodes (the last row and column narrower). Norms + 1e-8, detached;
+    # loss = sum (a_s - a_t)^2 / M^2 / N.
+    torch.manual_seed(2)
+    n, h, w = 2, 5, 7
+    s = torch.randn(n, 4, h, w, requires_grad=True)
+    t = torch.randn(n, 6, h, w)
+    loss = PairWiseLoss(node_scale=0.5, pool='max', detach_norm=True, loss_weight=0.5)(s, t)
+    s_nodes, t_nodes = _max_pool_nodes(s.detach(), 2, 3), _max_pool_nodes(t, 2, 3)
+    m = len(s_nodes[0])
+    assert m == 9
+
+    def affinity(nodes):
+        norms = [math.sqrt(sum(v * v for v in vec)) + 1e-8 for vec, _ in nodes]
+        return [[sum(a * b for a, b in zip(nodes[i][0], nodes[j][0])) / (norms[i] * norms[j])
+                 for j in range(m)] for i in range(m)], norms
+
+    hand, grad = 0.0, torch.zeros_like(s)
+    scale = 0.5 / (m * m * n)
+    for i in range(n):
+        a_s, norms = affinity(s_nodes[i])
+        a_t, _ = affinity(t_nodes[i])
+        hand += scale * sum((a_s[p][q] - a_t[p][q])**2 for p in range(m) for q in range(m))
+        # dL/df_k = 4 * scale * sum_j (a_kj - t_kj) f_j / (n_k n_j) (norms held constant),
+        # routed to the maximum of each channel of node k.
+        for k in range(m):
+            for ch in range(4):
+                g = 4 * scale * sum((a_s[k][j] - a_t[k][j]) * s_nodes[i][j][0][ch] /
+                                    (norms[k] * norms[j]) for j in range(m))
+                y, x = s_nodes[i][k][1][ch]
+                grad[i, ch, y, x] += g
+    assert loss.item() == pytest.approx(hand, rel=1e-5)
+    loss.backward()
+    torch.testing.assert_close(s.grad, grad, rtol=1e-4, atol=1e-7)
+
+
+def test_pair_wise_detached_norms_change_the_gradient_not_the_value():
+    torch.manual_seed(3)
+    s = torch.randn(1, 3, 4, 6, requires_grad=True)
+    t = torch.randn(1, 3, 4, 6)
+    plain = PairWiseLoss(node_size=2)(s, t)
+    g_plain, = torch.autograd.grad(plain, s)
+    detached = PairWiseLoss(node_size=2, detach_norm=True)(s, t)
+    g_detached, = torch.autograd.grad(detached, s)
+    assert plain.item() == pytest.approx(detached.item(), rel=1e-6)
+    assert not torch.allclose(g_plain, g_detached)
+
+
+def test_pair_wise_graph_of_one_node_is_an_error():
+    # A 2x2 map pooled by 2x2 patches is one node: its affinity is 1 whatever the features,
+    # so the loss would be 0 without a gradient. Said, not silently returned.
+    with pytest.raises(ValueError, match='one node'):
+        PairWiseLoss(node_size=2)(torch.randn(2, 3, 2, 2), torch.randn(2, 3, 2, 2))
+    with pytest.raises(ValueError, match='one node'):
+        PairWiseLoss(node_scale=1.0)(torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4))

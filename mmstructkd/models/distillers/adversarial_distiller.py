@@ -2,6 +2,7 @@
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+from mmengine.dist import get_rank
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import BaseDataElement
 from torch import Tensor
@@ -25,7 +26,13 @@ class AdversarialDistiller(SingleTeacherDistiller):
     maps, teacher = real, student = fake:
     ``disc.loss_real = -mean D(real)``, ``disc.loss_fake = mean D(fake)``,
     ``disc.loss_gp = gp_weight * E(||grad D(x_hat)|| - 1)^2``; ``disc.wasserstein`` logs the
-    critic's estimate ``mean D(real) - mean D(fake)``.
+    critic's estimate ``mean D(real) - mean D(fake)``. The critic's losses are multiplied by
+    ``critic_loss_weight`` (the official code multiplies them, penalty included, by
+    lambda_d = 0.1).
+
+    The penalty's mixing weights come from the distiller's own generator, seeded from the run's
+    seed and the process rank (so DDP ranks draw different weights) and saved in checkpoints
+    through :meth:`rng_state_dict`, so a resumed run draws what the uninterrupted one would.
 
     Training needs two optimizer wrappers, ``generator`` (everything trainable but the critic)
     and ``discriminator``: ``optim_wrapper=dict(constructor='mmstructkd.
@@ -44,12 +51,18 @@ class AdversarialDistiller(SingleTeacherDistiller):
         adv_loss_weight (float): lambda_ho, weight of the student's adversarial term (the paper
             uses 0.1). Defaults to 0.1.
         gp_weight (float): lambda of the gradient penalty. Defaults to 10.
+        critic_loss_weight (float): Multiplies the critic's whole loss (Wasserstein terms and
+            penalty). The official code uses lambda_d = 0.1. Defaults to 1.0.
+        gp_score (str): What the penalty differentiates: the ``'sum'`` of the critic's score
+            map (official) or its ``'mean'`` per image. See :func:`gradient_penalty`.
+            Defaults to ``'sum'``.
         d_steps (int): Critic steps per student step. Defaults to 1.
         **kwargs: Arguments of :class:`SingleTeacherDistiller`.
     """
 
     def __init__(self, discriminator: dict, adversarial_mapping: Dict[str, dict],
-                 adv_loss_weight: float = 0.1, gp_weight: float = 10.0, d_steps: int = 1,
+                 adv_loss_weight: float = 0.1, gp_weight: float = 10.0,
+                 critic_loss_weight: float = 1.0, gp_score: str = 'sum', d_steps: int = 1,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.discriminator = build_own(MODELS, discriminator)
@@ -60,10 +73,23 @@ class AdversarialDistiller(SingleTeacherDistiller):
             self._check_mapping(f'adversarial_mapping["{key}"]', spec)
         if d_steps < 1:
             raise ValueError(f'd_steps must be >= 1, got {d_steps}')
+        for name, value in (('adv_loss_weight', adv_loss_weight), ('gp_weight', gp_weight),
+                            ('critic_loss_weight', critic_loss_weight)):
+            if value < 0:
+                raise ValueError(f'AdversarialDistiller: {name} must be >= 0, got {value}')
+        if gp_score not in ('sum', 'mean'):
+            raise ValueError(f'AdversarialDistiller: gp_score must be "sum" (official) or '
+                             f'"mean", got {gp_score!r}')
         self.adversarial_mapping = adversarial_mapping
         self.adv_loss_weight = adv_loss_weight
         self.gp_weight = gp_weight
+        self.critic_loss_weight = critic_loss_weight
+        self.gp_score = gp_score
         self.d_steps = d_steps
+        # The penalty's own generator: seeded from the run's seed (the Runner seeds torch
+        # before it builds the model) and the rank, so ranks draw different mixing weights.
+        self.gp_generator = torch.Generator()
+        self.gp_generator.manual_seed((torch.initial_seed() + 1_000_003 * get_rank()) % 2**63)
         self.loss_scales['loss_adv'] = 1.0
         # Critic inputs of the last student step (detached), for the critic's own steps.
         self._critic_batch: Optional[Tuple[Tensor, Tensor]] = None
@@ -100,17 +126,31 @@ class AdversarialDistiller(SingleTeacherDistiller):
     # ------------------------------------------------------------------ critic side
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> Dict[str, Tensor]:
         """WGAN-GP critic losses on detached critic inputs (teacher = real, student = fake)."""
+        weight = self.critic_loss_weight
         with torch.autocast(device_type=real.device.type, enabled=False):
             real, fake = real.float(), fake.float()
             d_real = self.discriminator(real).mean()
             d_fake = self.discriminator(fake).mean()
-            gp = gradient_penalty(self.discriminator, real, fake)
+            gp = gradient_penalty(self.discriminator, real, fake, self.gp_generator,
+                                  self.gp_score)
         return {
-            'disc.loss_real': -d_real,
-            'disc.loss_fake': d_fake,
-            'disc.loss_gp': self.gp_weight * gp,
+            'disc.loss_real': -weight * d_real,
+            'disc.loss_fake': weight * d_fake,
+            'disc.loss_gp': weight * self.gp_weight * gp,
             'disc.wasserstein': (d_real - d_fake).detach(),
         }
+
+    # ------------------------------------------------------------------ resume
+    def rng_state_dict(self) -> Dict[str, Tensor]:
+        """The state of the penalty's generator (saved in checkpoints for an exact resume)."""
+        return {'gp_generator': self.gp_generator.get_state()}
+
+    def load_rng_state_dict(self, state: Dict[str, Tensor]) -> None:
+        """Restore what :meth:`rng_state_dict` returned."""
+        if 'gp_generator' not in state:
+            raise KeyError('AdversarialDistiller.load_rng_state_dict: no "gp_generator" state '
+                           f'(keys: {sorted(state)}); was it saved by rng_state_dict()?')
+        self.gp_generator.set_state(state['gp_generator'])
 
     def forward(self, inputs: Union[Tensor, dict], data_samples: Optional[List[
             BaseDataElement]] = None, mode: str = 'tensor') -> Any:

@@ -1,4 +1,5 @@
 from .cls2det_loss import Cls2DetLoss
+from .cwd_loss import ChannelWiseDivergence
 from .feature_mse_loss import FeatureMSELoss
 from .hcl_loss import HCLLoss
 from .kd_loss import KDLoss
@@ -8,5 +9,5 @@ from .stkd_loss import STKDLoss
 
 __all__ = [
     'KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss',
-    'Cls2DetLoss'
+    'Cls2DetLoss', 'ChannelWiseDivergence'
 ]

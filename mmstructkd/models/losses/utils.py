@@ -70,8 +70,11 @@ def as_float(x: Tensor) -> Tensor:
 
 
 def kl_per_position(preds_S: Tensor, preds_T: Tensor, tau: float,
-                    activation: str = 'softmax') -> Tensor:
+                    activation: str = 'softmax', divergence: str = 'kl') -> Tensor:
     """KL(teacher || student) of class distributions at every position.
+
+    With ``divergence='ce'`` the cross-entropy ``-sum p_t log p_s`` instead: the KL plus the
+    teacher's entropy, which has no gradient, so the same gradient and another value.
 
     Args:
         preds_S (Tensor): Student logits, shape (N, C, *spatial).
@@ -79,19 +82,25 @@ def kl_per_position(preds_S: Tensor, preds_T: Tensor, tau: float,
         tau (float): Temperature applied to both.
         activation (str): ``'softmax'`` over C, or ``'sigmoid'``: the per-class binary KL
             summed over C (for sigmoid classification heads).
+        divergence (str): ``'kl'`` or ``'ce'`` (cross-entropy with the teacher's soft labels).
 
     Returns:
         Tensor: shape (N, *spatial).
     """
+    if divergence not in ('kl', 'ce'):
+        raise ValueError(f'divergence must be "kl" or "ce", got {divergence!r}')
+    # The teacher's log-probabilities enter the KL only (the cross-entropy drops them).
+    with_teacher_log = 1.0 if divergence == 'kl' else 0.0
     s, t = preds_S / tau, preds_T.detach() / tau
     if activation == 'softmax':
         log_p_t = F.log_softmax(t, dim=1)
-        return (log_p_t.exp() * (log_p_t - F.log_softmax(s, dim=1))).sum(dim=1)
+        log_ratio = with_teacher_log * log_p_t - F.log_softmax(s, dim=1)
+        return (log_p_t.exp() * log_ratio).sum(dim=1)
     if activation != 'sigmoid':
         raise ValueError(f'activation must be "softmax" or "sigmoid", got {activation!r}')
     p_t = torch.sigmoid(t)
     # p log(p/q) + (1-p) log((1-p)/(1-q)) with log-sigmoids (log(1 - sigmoid(x)) =
     # logsigmoid(-x)) for stability at large logits.
-    kl = p_t * (F.logsigmoid(t) - F.logsigmoid(s)) + \
-        (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    kl = p_t * (with_teacher_log * F.logsigmoid(t) - F.logsigmoid(s)) + \
+        (1 - p_t) * (with_teacher_log * F.logsigmoid(-t) - F.logsigmoid(-s))
     return kl.sum(dim=1)
