@@ -80,14 +80,14 @@ def fit_fresh_connector(fresh, cache, held_out, lr: float, steps: int, every: in
     for step in range(1, steps + 1):
         connector.train()
         student, teacher = cache[step % len(cache)]
-        loss = hcl(connector(student), teacher)
+        loss = hcl(connector(student, teacher), teacher)
         optim.zero_grad()
         loss.backward()
         optim.step()
         if step % every == 0:
             connector.eval()
             with torch.no_grad():
-                value = sum(float(hcl(connector(s), t)) for s, t in held_out) / len(held_out)
+                value = sum(float(hcl(connector(s, t), t)) for s, t in held_out) / len(held_out)
             curve.append((step, round(value, 3)))
     return curve
 
@@ -115,7 +115,7 @@ def main() -> None:
         for batch in val:
             student, teacher = fpn_features(model, batch, training=False)
             with torch.no_grad():
-                mapped = model.connectors['review'](student)
+                mapped = model.connectors['review'](student, teacher)
             for level, (m, t) in enumerate(zip(mapped, teacher)):
                 err[level] += (m - t).pow(2).mean() / len(val)
                 energy[level] += t.pow(2).mean() / len(val)

@@ -17,11 +17,14 @@ model = dict(
     student_recorders=recorders,
     teacher_recorders=recorders,
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[8, 16, 32, 64, 64],
-                                out_channels=[32, 64, 128, 256, 256], mid_channels=64)),
+                                out_channels=[32, 64, 128, 256, 256], mid_channels=64,
+                                output_size='teacher')),
     distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_hcl=dict(
-            preds_S=dict(from_student=True, recorder=stages, connector='review'),
+            preds_S=dict(from_student=True, recorder=stages, connector='review',
+                         connector_kwargs=dict(teacher_feats=dict(
+                             from_student=False, recorder=stages))),
             preds_T=dict(from_student=False, recorder=stages))))
 custom_hooks = [
     dict(type='mmstructkd.DistillLossWeightHook', by_epoch=True, linear=True,

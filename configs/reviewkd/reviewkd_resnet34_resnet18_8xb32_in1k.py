@@ -17,10 +17,13 @@ model = dict(
     student_recorders=recorders,
     teacher_recorders=recorders,
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[64, 128, 256, 512, 512],
-                                out_channels=[64, 128, 256, 512, 512], mid_channels=512)),
+                                out_channels=[64, 128, 256, 512, 512], mid_channels=512,
+                                output_size='teacher')),
     distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_hcl=dict(
-            preds_S=dict(from_student=True, recorder=stages, connector='review'),
+            preds_S=dict(from_student=True, recorder=stages, connector='review',
+                         connector_kwargs=dict(teacher_feats=dict(
+                             from_student=False, recorder=stages))),
             preds_T=dict(from_student=False, recorder=stages))))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

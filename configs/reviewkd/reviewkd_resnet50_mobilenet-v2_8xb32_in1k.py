@@ -2,6 +2,7 @@
 # (the paper distils into MobileNet v1; mmpretrain ships v2). Student stages: the outputs of
 # MobileNetV2's layers 2, 3, 5 and 7 (strides 4, 8, 16, 32: 24, 32, 96, 320 channels) and its
 # 1280-wide pooled embedding; teacher: ResNet-50's four stages (256..2048) and embedding.
+# ABFs 256 wide, as the official ImageNet code for its MobileNet student.
 _base_ = ['mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
@@ -28,10 +29,13 @@ model = dict(
     student_recorders=student_recorders,
     teacher_recorders=teacher_recorders,
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[24, 32, 96, 320, 1280],
-                                out_channels=[256, 512, 1024, 2048, 2048], mid_channels=512)),
+                                out_channels=[256, 512, 1024, 2048, 2048], mid_channels=256,
+                                output_size='teacher')),
     distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_hcl=dict(
-            preds_S=dict(from_student=True, recorder=stages, connector='review'),
+            preds_S=dict(from_student=True, recorder=stages, connector='review',
+                         connector_kwargs=dict(teacher_feats=dict(
+                             from_student=False, recorder=stages))),
             preds_T=dict(from_student=False, recorder=stages))))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

@@ -1,7 +1,8 @@
 # ReviewKD, CIFAR-100-style pair: CIFAR ResNet-50 (teacher, 79.90 top-1 released checkpoint) into
 # CIFAR ResNet-18 (mmpretrain's ResNet_CIFAR: 3x3 stem, no max-pool), mmpretrain's CIFAR-100
 # recipe (200 epochs). Stages 256..2048 (teacher) vs 64..512 (student), plus the embeddings.
-# HCL weight 1.0 with the paper's 20-epoch linear warm-up of the weight.
+# HCL weight 1.0 with the paper's 20-epoch linear warm-up of the weight. ABFs 512 wide: the
+# official CIFAR-100 code's min(512, the student's last width).
 _base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
@@ -21,11 +22,14 @@ model = dict(
     student_recorders=recorders,
     teacher_recorders=recorders,
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[64, 128, 256, 512, 512],
-                                out_channels=[256, 512, 1024, 2048, 2048], mid_channels=256)),
+                                out_channels=[256, 512, 1024, 2048, 2048], mid_channels=512,
+                                output_size='teacher')),
     distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_hcl=dict(
-            preds_S=dict(from_student=True, recorder=stages, connector='review'),
+            preds_S=dict(from_student=True, recorder=stages, connector='review',
+                         connector_kwargs=dict(teacher_feats=dict(
+                             from_student=False, recorder=stages))),
             preds_T=dict(from_student=False, recorder=stages))))
 custom_hooks = [
     dict(type='mmstructkd.DistillLossWeightHook', by_epoch=True, linear=True,

@@ -17,11 +17,14 @@ model = dict(
     student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[64] * 5,
-                                out_channels=[128] * 5, mid_channels=64)),
+                                out_channels=[128] * 5, mid_channels=64,
+                                output_size='teacher')),
     distill_losses=dict(loss_hcl=dict(type='HCLLoss', loss_weight=1.0)),
     loss_forward_mappings=dict(
         loss_hcl=dict(
-            preds_S=dict(from_student=True, recorder='fpn', connector='review'),
+            preds_S=dict(from_student=True, recorder='fpn', connector='review',
+                         connector_kwargs=dict(teacher_feats=dict(
+                             from_student=False, recorder='fpn'))),
             preds_T=dict(from_student=False, recorder='fpn'))))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'connectors': dict(lr_mult=10.0)}))

@@ -1,5 +1,6 @@
 """ReviewKD: ABF, the review path (ReviewKDConnector) and the hierarchical context loss."""
 import copy
+import glob
 import os.path as osp
 
 import pytest
@@ -9,7 +10,7 @@ from mmengine.optim import OptimWrapper
 
 from mmstructkd.models import ABF, HCLLoss, ReviewKDConnector
 from mmstructkd.registry import MODELS, build_own
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, REPO_ROOT
 
 
 # ------------------------------------------------------------------ ABF
@@ -20,6 +21,13 @@ def test_abf_shapes_for_odd_non_square_maps_and_other_widths(size, residual_size
     out, fused = abf(torch.randn(2, 5, *size), torch.randn(2, 3, *residual_size))
     assert out.shape == (2, 7, *size)
     assert fused.shape == (2, 3, *size)
+
+
+@pytest.mark.parametrize('out_size', [(9, 13), (2, 3), (5, 5)])
+def test_abf_out_size_sets_both_outputs_sizes(out_size):
+    abf = ABF(in_channels=5, mid_channels=3, out_channels=7, fuse=True)
+    out, fused = abf(torch.randn(2, 5, 5, 5), torch.randn(2, 3, 3, 2), out_size=out_size)
+    assert out.shape == (2, 7, *out_size) and fused.shape == (2, 3, *out_size)
 
 
 def test_abf_attention_mixes_the_stage_and_the_residual_by_its_two_maps():
@@ -56,6 +64,26 @@ def test_abf_fusion_equals_the_concatenating_form_in_both_memory_formats(mode, r
     assert outs[True][1].is_contiguous(memory_format=torch.channels_last)
 
 
+def test_abf_initialises_as_the_official_code_also_after_init_weights():
+    # Official: conv weights kaiming_uniform_(a=1): U(+-sqrt(3 / fan_in)), std 1 / sqrt(fan_in);
+    # attention conv at PyTorch's default: weight and bias within +-1 / sqrt(fan_in), bias not 0.
+    # (mmcv's ConvModule.init_weights would give Kaiming-normal fan-out: std sqrt(2 / fan_out),
+    # here 0.177 for the 1x1 conv and 0.059 for the 3x3 conv, against 0.0625 and 0.0417.)
+    torch.manual_seed(0)
+    connector = ReviewKDConnector([256, 256], [64, 64], mid_channels=64)
+    connector.init_weights()  # what the Runner calls; runs ConvModule.init_weights by default
+    for abf in connector.abfs:
+        for conv, fan_in in ((abf.reduce.conv, 256), (abf.project.conv, 64 * 9)):
+            w = conv.weight
+            assert w.abs().max() <= (3 / fan_in) ** 0.5
+            assert w.std().item() == pytest.approx(fan_in ** -0.5, rel=0.05)
+        assert abf.reduce.norm.weight.eq(1).all() and abf.reduce.norm.bias.eq(0).all()
+    att = connector.abfs[0].attention
+    assert att.weight.abs().max() <= 128 ** -0.5 and att.bias.abs().max() <= 128 ** -0.5
+    assert att.bias.ne(0).all()
+    assert att.weight.std().item() == pytest.approx((1 / 3) ** 0.5 * 128 ** -0.5, rel=0.2)
+
+
 def test_abf_errors_name_the_fix():
     abf = ABF(in_channels=5, mid_channels=3, out_channels=7, fuse=True)
     with pytest.raises(ValueError, match=r'\(N, 5, H, W\).*in_channels'):
@@ -73,10 +101,10 @@ def stages(seed=0, n=2):
             torch.randn(n, 16, 3, 3, generator=g)]
 
 
-def connector():
+def connector(**kwargs):
     torch.manual_seed(0)
     return ReviewKDConnector(in_channels=[4, 8, 16], out_channels=[6, 10, 20],
-                             mid_channels=5).eval()
+                             mid_channels=5, **kwargs).eval()
 
 
 def test_review_runs_deepest_first_and_only_the_deepest_stage_does_not_fuse():
@@ -112,6 +140,219 @@ def test_pooled_embedding_is_a_1x1_stage_and_wrong_stage_counts_are_refused():
         review([torch.randn(2, 4, 5, 7)] * 3)
     with pytest.raises(ValueError, match='same \\(non-zero\\) number of stages'):
         ReviewKDConnector(in_channels=[4, 8], out_channels=[6])
+
+
+# ------------------------------------------------------------------ official form (output_size)
+# The official code (CIFAR-100/model/reviewkd.py) resizes (nearest) each ABF's fused feature to
+# the teacher stage's size before the 3x3 conv and passes it on at that size; the next stage
+# resizes it (nearest) to its own size for the fusion. Nearest resizing from n to m picks source
+# index floor(i * n / m); the index lists below are worked out by hand from that rule.
+ROWS_1_TO_2, COLS_2_TO_3 = [0, 0], [0, 0, 1]            # deep stage 1x2 -> teacher 2x3
+ROWS_2_TO_3, COLS_3_TO_4 = [0, 0, 1], [0, 0, 1, 2]      # residual 2x3 -> shallow stage 3x4
+ROWS_3_TO_5, COLS_4_TO_6 = [0, 0, 1, 1, 2], [0, 0, 1, 2, 2, 3]  # shallow 3x4 -> teacher 5x6
+
+
+def _pick(t, rows, cols):
+    """Nearest resizing written as indexing: t[..., rows[i], cols[j]]."""
+    return t[..., rows, :][..., cols]
+
+
+def _plus_right_neighbour(f):
+    """The hand-set 3x3 conv (centre 1, right neighbour 1, zero padding): f[i, j] + f[i, j+1]."""
+    return f + torch.nn.functional.pad(f[..., 1:], (0, 1))
+
+
+def _identity_bn(bn):
+    # eval mode, mean 0, var + eps = 1, weight 1, bias 0: y = x (up to float rounding)
+    bn.eval()
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+    bn.weight.data.fill_(1.0)
+    bn.bias.data.zero_()
+
+
+def hand_set_review(channels_last):
+    """A 2-stage, 1-channel review path whose weights make every step hand-computable: the 1x1
+    convs are identities, the attention maps are sigmoid(x) (stage) and sigmoid(r) (residual),
+    so the fusion is x * sigmoid(x) + r * sigmoid(r), and the 3x3 conv adds the right neighbour."""
+    review = ReviewKDConnector([1, 1], [1, 1], mid_channels=1, output_size='teacher',
+                               channels_last=channels_last)
+    with torch.no_grad():
+        for abf in review.abfs:
+            abf.reduce.conv.weight.fill_(1.0)
+            abf.project.conv.weight.zero_()
+            abf.project.conv.weight[0, 0, 1, 1] = 1.0
+            abf.project.conv.weight[0, 0, 1, 2] = 1.0
+            _identity_bn(abf.reduce.norm)
+            _identity_bn(abf.project.norm)
+        att = review.abfs[0].attention
+        att.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(2, 2, 1, 1))
+        att.bias.zero_()
+    return review
+
+
+DEEP = [[0.5, -1.0]]  # the deep student stage, 1x2
+SHALLOW = [[0.0, 1.0, -1.0, 2.0], [0.5, -0.5, 1.5, -2.0], [3.0, 0.0, -3.0, 1.0]]  # 3x4
+
+
+def hand_reference(shallow, deep):
+    """The official computation for ``hand_set_review``, written out with the index lists."""
+    fused_deep = _pick(deep, ROWS_1_TO_2, COLS_2_TO_3)             # to the teacher's 2x3
+    residual = _pick(fused_deep, ROWS_2_TO_3, COLS_3_TO_4)         # to the shallow stage's 3x4
+    fused = shallow * torch.sigmoid(shallow) + residual * torch.sigmoid(residual)
+    fused_up = _pick(fused, ROWS_3_TO_5, COLS_4_TO_6)              # to the teacher's 5x6
+    return [_plus_right_neighbour(fused_up), _plus_right_neighbour(fused_deep)]
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_official_form_matches_hand_computed_values_and_gradients(channels_last):
+    review = hand_set_review(channels_last)
+    deep = torch.tensor(DEEP).view(1, 1, 1, 2).requires_grad_()
+    shallow = torch.tensor(SHALLOW).view(1, 1, 3, 4).requires_grad_()
+    teacher = [torch.zeros(1, 7, 5, 6), torch.zeros(1, 9, 2, 3)]  # only the sizes are read
+    out_shallow, out_deep = review([shallow, deep], teacher_feats=teacher)
+
+    # Deep stage: [a, b] = [0.5, -1] -> 2x3 [[a, a, b]] * 2 -> + right neighbour
+    # [2a, a + b, b] = [1, -0.5, -1] on both rows.
+    assert out_deep.shape == (1, 1, 2, 3)
+    assert torch.allclose(out_deep, torch.tensor([[1.0, -0.5, -1.0]] * 2).view(1, 1, 2, 3),
+                          atol=1e-5)
+    # Shallow stage, first output: up[0, 0] = up[0, 1] = fused[0, 0] = 0 * s(0) + a * s(a), so
+    # out[0, 0] = 2 * 0.5 * sigmoid(0.5) = sigmoid(0.5) = 0.6224593.
+    assert out_shallow.shape == (1, 1, 5, 6)
+    assert out_shallow[0, 0, 0, 0].item() == pytest.approx(0.6224593, abs=1e-5)
+    # Row 0 of the residual is [a, a, a, b]: the fused deep feature passed on at the teacher's
+    # 2x3, then resized to 3x4. Resizing the student's 1x2 straight to 3x4 would give
+    # [a, a, b, b]: out[0, 2] = fused[0, 1] + fused[0, 2] with residual a at [0, 2], not b.
+    s = torch.sigmoid
+    fused_01 = 1.0 * s(torch.tensor(1.0)) + 0.5 * s(torch.tensor(0.5))
+    fused_02 = -1.0 * s(torch.tensor(-1.0)) + 0.5 * s(torch.tensor(0.5))
+    assert out_shallow[0, 0, 0, 2].item() == pytest.approx(float(fused_01 + fused_02), abs=1e-5)
+    expected = hand_reference(torch.tensor(SHALLOW).view(1, 1, 3, 4),
+                              torch.tensor(DEEP).view(1, 1, 1, 2))
+    assert torch.allclose(out_shallow, expected[0], atol=1e-5)
+
+    # Gradient of sum(out_deep) alone: 2 rows of 3a + 2b -> d/da = 6, d/db = 4; none to the
+    # shallow stage (it only enters the shallow output).
+    grad_deep, grad_shallow = torch.autograd.grad(out_deep.sum(), [deep, shallow],
+                                                  retain_graph=True, allow_unused=True)
+    assert torch.allclose(grad_deep, torch.tensor([[6.0, 4.0]]).view(1, 1, 1, 2), atol=1e-5)
+    assert grad_shallow is None or not grad_shallow.any()
+    # Gradient of sum(out_shallow) at shallow[0, 0] = 0: up[i, j] gets 1 (out[i, j]) + 1 if
+    # j >= 1 (out[i, j-1]); fused[0, 0] is picked by rows 0, 1 and cols 0, 1: 2 * (1 + 2) = 6;
+    # d(x sigmoid(x))/dx at 0 is 1/2 -> 3.
+    (grad_shallow, ) = torch.autograd.grad(out_shallow.sum(), [shallow], retain_graph=True)
+    assert grad_shallow[0, 0, 0, 0].item() == pytest.approx(3.0, abs=1e-5)
+
+    # Every gradient, against the written-out reference, for a weighted loss.
+    g = torch.Generator().manual_seed(0)
+    weights = [torch.randn(1, 1, 5, 6, generator=g), torch.randn(1, 1, 2, 3, generator=g)]
+    loss = sum((o * w).sum() for o, w in zip([out_shallow, out_deep], weights))
+    grads = torch.autograd.grad(loss, [shallow, deep])
+    ref_inputs = [torch.tensor(SHALLOW).view(1, 1, 3, 4).requires_grad_(),
+                  torch.tensor(DEEP).view(1, 1, 1, 2).requires_grad_()]
+    ref_loss = sum((o * w).sum() for o, w in zip(hand_reference(*ref_inputs), weights))
+    ref_grads = torch.autograd.grad(ref_loss, ref_inputs)
+    for grad, ref in zip(grads, ref_grads):
+        assert torch.allclose(grad, ref, atol=1e-5)
+
+
+def _bn_train(x, norm):
+    return torch.nn.functional.batch_norm(x, None, None, norm.weight, norm.bias, training=True,
+                                          eps=norm.eps)
+
+
+def official_reference(review, feats, teacher_sizes):
+    """ReviewKD's review path as the official code computes it, in NCHW with the
+    concatenation, BN in training mode, on the parameters of ``review``."""
+    F = torch.nn.functional
+    outputs, residual = [None] * len(feats), None
+    for i in reversed(range(len(feats))):
+        abf = review.abfs[i]
+        x = feats[i][:, :, None, None] if feats[i].dim() == 2 else feats[i]
+        x = _bn_train(F.conv2d(x, abf.reduce.conv.weight), abf.reduce.norm)
+        if residual is not None:
+            residual = F.interpolate(residual, size=x.shape[-2:], mode='nearest')
+            att = torch.sigmoid(F.conv2d(torch.cat([x, residual], 1), abf.attention.weight,
+                                         abf.attention.bias))
+            x = x * att[:, 0:1] + residual * att[:, 1:2]
+        if tuple(x.shape[-2:]) != teacher_sizes[i]:
+            x = F.interpolate(x, size=teacher_sizes[i], mode='nearest')
+        outputs[i] = _bn_train(F.conv2d(x, abf.project.conv.weight, padding=1),
+                               abf.project.norm)
+        residual = x
+    return outputs
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_official_form_matches_the_written_out_official_computation_in_training(channels_last):
+    # Three stages, student smaller than the teacher at the two spatial ones, odd and
+    # non-square sizes, an (N, C) embedding as the deepest; the teacher's stage 1 (5x7) is
+    # larger than the student's stage 0 (4x6), so the residual shrinks there.
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, 3, 4, 6, generator=g), torch.randn(2, 4, 3, 4, generator=g),
+             torch.randn(2, 6, generator=g)]
+    teacher = [torch.randn(2, 5, 9, 13, generator=g), torch.randn(2, 6, 5, 7, generator=g),
+               torch.randn(2, 8, generator=g)]
+    sizes = [(9, 13), (5, 7), (1, 1)]
+    torch.manual_seed(0)
+    review = ReviewKDConnector([3, 4, 6], [5, 6, 8], mid_channels=4, output_size='teacher',
+                               channels_last=channels_last).train()
+    with torch.no_grad():  # non-trivial norms
+        for p in review.parameters():
+            if p.dim() == 1:
+                p.copy_(torch.randn(p.shape, generator=g))
+    inputs = [f.clone().requires_grad_() for f in feats]
+    outs = review(inputs, teacher_feats=teacher)
+    ref_inputs = [f.clone().requires_grad_() for f in feats]
+    refs = official_reference(review, ref_inputs, sizes)
+    assert [tuple(o.shape[-2:]) for o in outs] == sizes
+    for out, ref in zip(outs, refs):
+        assert torch.allclose(out, ref, atol=1e-5)
+    weights = [torch.randn(r.shape, generator=g) for r in refs]
+    params = list(review.parameters())
+    grads = torch.autograd.grad(sum((o * w).sum() for o, w in zip(outs, weights)),
+                                inputs + params)
+    ref_grads = torch.autograd.grad(sum((r * w).sum() for r, w in zip(refs, weights)),
+                                    ref_inputs + params)
+    for grad, ref in zip(grads, ref_grads):
+        assert torch.allclose(grad, ref, atol=1e-4), (grad - ref).abs().max()
+    if channels_last:
+        assert all(o.is_contiguous(memory_format=torch.channels_last) for o in outs[:2])
+
+
+def test_student_output_size_keeps_the_student_sizes_and_equals_the_official_form_at_equal_sizes():
+    feats = stages()
+    official = connector(output_size='teacher')
+    kept = connector()  # same seed, same weights; output_size='student' (the class default)
+    assert kept.output_size == 'student'
+    same_size_teacher = [torch.zeros(2, 1, *f.shape[-2:]) for f in feats]
+    # At equal sizes nothing is resized: the same computation, bit for bit.
+    for a, b in zip(official(feats, teacher_feats=same_size_teacher), kept(feats)):
+        assert torch.equal(a, b)
+    # At other sizes 'student' keeps the student's (teacher_feats are ignored) and 'teacher'
+    # takes the teacher's.
+    larger = [torch.zeros(2, 1, 2 * f.shape[-2] + 1, f.shape[-1] + 3) for f in feats]
+    kept_outs = kept(feats, teacher_feats=larger)
+    assert [o.shape[-2:] for o in kept_outs] == [f.shape[-2:] for f in feats]
+    official_outs = official(feats, teacher_feats=larger)
+    assert [o.shape[-2:] for o in official_outs] == [t.shape[-2:] for t in larger]
+
+
+def test_official_form_errors_name_the_fix():
+    review = ReviewKDConnector([4, 8], [6, 12], mid_channels=4, output_size='teacher')
+    feats = [torch.randn(2, 4, 5, 7), torch.randn(2, 8)]
+    with pytest.raises(ValueError, match=r'connector_kwargs=dict\(teacher_feats=.*'
+                                         r"output_size='student'"):
+        review(feats)
+    with pytest.raises(ValueError, match=r'expects 2 teacher stages \(teacher_feats\).*got 1'):
+        review(feats, teacher_feats=[torch.randn(2, 6, 9, 9)])
+    with pytest.raises(ValueError, match=r'teacher stage 0 has shape \(2, 6, 9\)'):
+        review(feats, teacher_feats=[torch.randn(2, 6, 9), torch.randn(2, 12)])
+    with pytest.raises(ValueError, match=r"output_size must be one of \('teacher', 'student'\)"):
+        ReviewKDConnector([4], [6], output_size='official')
+    with pytest.raises(ValueError, match=r'out_size must be \(H, W\)'):
+        ABF(4, 3, 5, fuse=False)(torch.randn(1, 4, 3, 3), out_size=(3, 3, 3))
 
 
 # ------------------------------------------------------------------ HCL
@@ -213,3 +454,55 @@ def test_a_few_iterations_lower_the_hcl_loss(name):
     # Same batch each step, frozen teacher: without gradients into the student and the ABFs
     # the loss would stay where it started.
     assert values[-1] < 0.85 * values[0], values
+
+
+def test_official_form_in_the_distiller_gets_the_teacher_sizes_through_connector_kwargs():
+    # Student stages layer2-4 (16, 32, 64 channels at 16, 8, 4) against the teacher's layer1-3
+    # (16, 32, 64 at 32, 16, 8): every student stage is half the teacher's size.
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'tiny_cls_reviewkd.py'))
+    student_stages, teacher_stages = ['layer2', 'layer3', 'layer4'], ['layer1', 'layer2',
+                                                                      'layer3']
+    connectors = dict(review=dict(type='ReviewKDConnector', in_channels=[16, 32, 64],
+                                  out_channels=[16, 32, 64], mid_channels=8,
+                                  output_size='teacher'))
+    teacher_feats = dict(from_student=False, recorder=teacher_stages)
+    mappings = dict(loss_hcl=dict(
+        preds_S=dict(from_student=True, recorder=student_stages, connector='review',
+                     connector_kwargs=dict(teacher_feats=teacher_feats)),
+        preds_T=dict(from_student=False, recorder=teacher_stages)))
+    model = build_distiller('tiny_cls_reviewkd', connectors=connectors,
+                            loss_forward_mappings=mappings)
+    seen = []
+    model.distill_losses.loss_hcl.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(
+            [[tuple(f.shape) for f in kwargs[k]] for k in ('preds_S', 'preds_T')]),
+        with_kwargs=True)
+    model.train()
+    losses = model(**model.data_preprocessor(cls_batch(n=2), True), mode='loss')
+    expected = [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
+    assert seen == [[expected, expected]]
+    losses['distill.loss_hcl'].backward()
+    assert model.student.backbone.layer2[0].conv1.weight.grad.abs().sum() > 0
+
+    # The mapping is checked when the distiller is built.
+    bad = copy.deepcopy(mappings)
+    bad['loss_hcl']['preds_S']['connector_kwargs'] = dict(teacher=teacher_feats)
+    with pytest.raises(ValueError, match=r'connector "review".*no argument "teacher".*'
+                                         r'teacher_feats'):
+        build_distiller('tiny_cls_reviewkd', connectors=connectors, loss_forward_mappings=bad)
+    bad['loss_hcl']['preds_S']['connector_kwargs'] = dict(
+        teacher_feats=dict(from_student=False, recorder=['layer1', 'layer7']))
+    with pytest.raises(ValueError, match=r'connector_kwargs.*teacher_feats.*"layer7"'):
+        build_distiller('tiny_cls_reviewkd', connectors=connectors, loss_forward_mappings=bad)
+
+
+SHIPPED = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'reviewkd', 'reviewkd_*.py')))
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=osp.basename)
+def test_shipped_configs_use_the_official_form(path):
+    model = Config.fromfile(path).model
+    assert model.connectors.review.output_size == 'teacher'
+    preds_s = model.loss_forward_mappings.loss_hcl.preds_S
+    assert preds_s.connector_kwargs.teacher_feats == dict(
+        from_student=False, recorder=model.loss_forward_mappings.loss_hcl.preds_T.recorder)

@@ -23,7 +23,8 @@ from .teacher_runtime import TeacherRuntime
 #: the student's assigner, as classifier-to-detector distillation does).
 AUTO_ARGS = ('data_samples', 'inputs', 'teacher_inputs', 'student', 'teacher')
 #: Keys a mapping of a loss argument to a recorded tensor may have.
-MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector'}
+MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector',
+                'connector_kwargs'}
 
 
 def _to_fp32(obj: Any) -> Any:
@@ -73,7 +74,9 @@ class SingleTeacherDistiller(BaseModel):
             mapping is ``dict(from_student=bool, recorder=name, record_idx=None|int|'all',
             data_idx=None|int, connector=None|name)``; ``recorder`` may be a list of names,
             which gives the loss (or the connector) a list of tensors, one per recorder (e.g.
-            one per backbone stage).
+            one per backbone stage). ``connector_kwargs=dict(arg=<mapping>)`` passes the
+            connector further recorded tensors by keyword (e.g. the teacher's stages, whose
+            sizes ``ReviewKDConnector(output_size='teacher')`` takes).
         calculate_student_loss (bool): Add the student's own task losses (logged as
             ``student.<name>``). Defaults to True.
         teacher_forward (str): ``'auto'`` stops the teacher's forward once its recorders are
@@ -257,6 +260,18 @@ class SingleTeacherDistiller(BaseModel):
         if connector is not None and connector not in self.connectors:
             raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
                              f'{sorted(self.connectors)}.')
+        kwargs = spec.get('connector_kwargs')
+        if kwargs is not None:
+            if connector is None or not isinstance(kwargs, dict):
+                raise ValueError(f'{where}: connector_kwargs must be a dict of argument name -> '
+                                 'mapping, next to connector=NAME.')
+            params = inspect.signature(self.connectors[connector].forward).parameters
+            for arg, sub_spec in kwargs.items():
+                if arg not in params:
+                    raise ValueError(f'{where}: connector "{connector}" '
+                                     f'({type(self.connectors[connector]).__name__}.forward) has '
+                                     f'no argument "{arg}"; its arguments are {list(params)}.')
+                self._check_mapping(f'{where}["connector_kwargs"]["{arg}"]', sub_spec)
 
     def init_weights(self) -> None:
         """Load the teacher checkpoint, then initialise the rest (the student by its config)."""
@@ -386,7 +401,8 @@ class SingleTeacherDistiller(BaseModel):
     def _fetch(self, spec: dict, cache: Dict[tuple, Any]) -> Any:
         names = spec['recorder']
         key = (spec['from_student'], tuple(names) if isinstance(names, list) else names,
-               spec.get('record_idx'), spec.get('data_idx'), spec.get('connector'))
+               spec.get('record_idx'), spec.get('data_idx'), spec.get('connector'),
+               json.dumps(spec.get('connector_kwargs'), sort_keys=True))
         if key not in cache:
             recorders = self.student_recorders if spec['from_student'] \
                 else self.teacher_recorders
@@ -396,6 +412,8 @@ class SingleTeacherDistiller(BaseModel):
             else:
                 data = recorders.get(names, spec.get('record_idx'), spec.get('data_idx'))
             if spec.get('connector') is not None:
-                data = self.connectors[spec['connector']](data)
+                kwargs = {arg: self._fetch(sub_spec, cache)
+                          for arg, sub_spec in (spec.get('connector_kwargs') or {}).items()}
+                data = self.connectors[spec['connector']](data, **kwargs)
             cache[key] = data
         return cache[key]
