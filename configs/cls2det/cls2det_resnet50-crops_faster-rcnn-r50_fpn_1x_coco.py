@@ -1,8 +1,10 @@
 # Classifier-to-detector distillation into Faster R-CNN-R50-FPN (1x) on COCO from the ResNet-50
 # COCO-crop classifier (resnet50_8xb32-30e_coco-crops-112x112.py), on the RoI head's positive
-# RoIs of each step (its own assigner and sampler): softmax KL of their class scores (the
-# teacher puts 0 on background; T = 2) and localization L1 of the crops of their
-# class-specific predicted boxes. The weights are the SSD recipe's, not tuned for Faster R-CNN.
+# RoIs of each step (its own assigner and sampler): the SSD recipe's softmax KL of their class
+# scores (the teacher puts 0 on background; T = 2; normalised as SSD's) and its localization
+# L1 (pixels + the ResNet-50 stem, summed, boxes clamped) of the crops of their class-specific
+# predicted boxes. The released code ships no Faster R-CNN distillation; the weights are the SSD
+# recipe's, not tuned for Faster R-CNN.
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
@@ -17,11 +19,13 @@ model = dict(
         head=dict(type='MethodInputsRecorder', source='roi_head.bbox_head.loss_and_target')),
     distill_losses=dict(
         loss_cls2det=dict(
-            type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0,
-            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4)
-            recognition=dict(tau=2.0, loss_weight=0.4),
-            localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 8],
-                              loss_weight=0.15, max_samples=512))),
+            type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0, clamp_boxes=True,
+            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4); released: 0
+            recognition=dict(tau=2.0, loss_weight=0.4, teacher_target='softmax',
+                             normalize='avg_factor'),
+            localization=dict(layers=['input', 'backbone.maxpool'], pool_sizes=[4, 8],
+                              combine='input_plus_mean', loss_weight=0.15,
+                              max_samples=512))),
     loss_forward_mappings=dict(
         loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

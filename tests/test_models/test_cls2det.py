@@ -1,6 +1,7 @@
 """Classifier-to-detector distillation: box crop, positives, losses, the tiny detectors."""
 import argparse
 import copy
+import glob
 import math
 import os.path as osp
 
@@ -13,10 +14,13 @@ from mmengine.structures import InstanceData
 from torch import nn
 
 from mmstructkd.models import Cls2DetLoss, MethodInputsRecorder
-from mmstructkd.models.losses.cls2det_loss import localization_l1, recognition_kd
-from mmstructkd.models.ops import crop_and_resize, detector_positives, expand_boxes, probe_layers
+from mmstructkd.models.losses.cls2det_loss import (localization_l1, recognition_kd,
+                                                   reduce_positives)
+from mmstructkd.models.ops import (DetPositives, crop_and_resize, detector_positives,
+                                   expand_boxes, probe_layers)
+from mmstructkd.models.ops.box_crop import clamp_boxes_to_image
 from mmstructkd.registry import MODELS, build_own
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, REPO_ROOT
 
 
 # ------------------------------------------------------------------ the crop
@@ -57,6 +61,59 @@ def test_expand_boxes_adds_context_on_every_side():
     assert torch.equal(expand_boxes(boxes, 0.1), torch.tensor([[8., 16., 32., 64.]]))
 
 
+def test_clamp_boxes_to_image_is_one_sided_and_stops_the_gradient_of_clamped_sides():
+    # Image H = 5, W = 7. x1, y1 only clamped at 0 and x2, y2 only at W, H (the released code):
+    # a box right of / below the image keeps its x1 / y1.
+    boxes = torch.tensor([[-2., -1.5, 5.5, 9.], [8., 6., 9., 7.], [0.5, 1., 6.5, 4.5]],
+                         requires_grad=True)
+    clamped = clamp_boxes_to_image(boxes, (5, 7))
+    assert torch.equal(clamped.detach(), torch.tensor([[0., 0., 5.5, 5.], [8., 6., 7., 5.],
+                                                       [0.5, 1., 6.5, 4.5]]))
+    clamped.sum().backward()
+    # clamped sides: no gradient; a box inside (box 2) keeps all of it
+    assert torch.equal(boxes.grad, torch.tensor([[0., 0., 1., 0.], [1., 1., 0., 0.],
+                                                 [1., 1., 1., 1.]]))
+
+
+def test_crop_of_a_clamped_box_matches_hand_computed_values_and_gradient():
+    # A 3 x 5 (H x W) product image, value px * py at pixel centre coordinates (px, py).
+    # Box (-1, -0.4, 4.6, 2.6) clamps to (0, 0, 4.6, 2.6): a 2x2 crop samples
+    # x = 4.6 * (0.25, 0.75) = (1.15, 3.45) -> px = (0.65, 2.95) and
+    # y = 2.6 * (0.25, 0.75) = (0.65, 1.95) -> py = (0.15, 1.45).
+    y, x = torch.meshgrid(torch.arange(3.), torch.arange(5.), indexing='ij')
+    image = (x * y)[None, None]
+    box = torch.tensor([[-1., -0.4, 4.6, 2.6]], requires_grad=True)
+    crop = crop_and_resize(image, clamp_boxes_to_image(box, (3, 5)), torch.tensor([0]), 2)
+    expected = torch.tensor([[0.65 * 0.15, 2.95 * 0.15], [0.65 * 1.45, 2.95 * 1.45]])
+    assert torch.allclose(crop[0, 0], expected, atol=1e-6)
+    # crop[0, 1] = px1 * py0 with px1 = x1 + 0.75 (x2 - x1) - 0.5, py0 = y1 + 0.25 (y2 - y1)
+    # - 0.5: d / d(x2, y2) = (0.75 py0, 0.25 px1); x1 and y1 were clamped: 0.
+    crop[0, 0, 0, 1].backward()
+    assert torch.allclose(box.grad, torch.tensor([[0., 0., 0.75 * 0.15, 0.25 * 2.95]]),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize('out_hw', [(3, 5), (4, 4)])
+def test_crop_samples_the_points_of_an_affine_grid_of_the_box(out_hw):
+    # The released crop is affine_grid + grid_sample (align_corners=False) with theta mapping
+    # the output's [-1, 1] onto the box: x_in = (x2 - x1) / W * x_out + (x1 + x2) / W - 1 (and
+    # alike in y). The same points as crop_and_resize, on a 7 x 11 image, boxes partly outside.
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 7, 11, generator=g)
+    boxes = torch.tensor([[1.3, 0.7, 9.2, 5.9], [-2., 2., 6.5, 8.5], [4., -1., 12., 3.]])
+    img_inds = torch.tensor([1, 0, 1])
+    height, width = 7, 11
+    theta = torch.zeros(3, 2, 3)
+    theta[:, 0, 0] = (boxes[:, 2] - boxes[:, 0]) / width
+    theta[:, 0, 2] = (boxes[:, 0] + boxes[:, 2]) / width - 1
+    theta[:, 1, 1] = (boxes[:, 3] - boxes[:, 1]) / height
+    theta[:, 1, 2] = (boxes[:, 1] + boxes[:, 3]) / height - 1
+    grid = torch.nn.functional.affine_grid(theta, (3, 3, *out_hw), align_corners=False)
+    expected = torch.nn.functional.grid_sample(images[img_inds], grid, align_corners=False)
+    assert torch.allclose(crop_and_resize(images, boxes, img_inds, out_hw), expected,
+                          atol=1e-6)
+
+
 # ------------------------------------------------------------------ the losses
 def test_recognition_kd_matches_hand_computed_values():
     # Teacher logits (ln 3, 0) -> p_t = (0.75, 0.25); a student at 0 everywhere.
@@ -64,19 +121,76 @@ def test_recognition_kd_matches_hand_computed_values():
     # softmax head, background last: q = (1/3, 1/3, 1/3); the teacher puts 0 on background.
     kl = recognition_kd(torch.zeros(1, 3), teacher, 'softmax', tau=1.0)
     assert kl.item() == pytest.approx(0.75 * math.log(0.75 * 3) + 0.25 * math.log(0.25 * 3))
-    # sigmoid head: q = 0.5 per class; binary KLs of 0.75 and 0.25 vs 0.5 are equal, and the
-    # loss sums the two classes.
-    expected = 2 * (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5))
-    kl = recognition_kd(torch.zeros(1, 2), teacher, 'sigmoid', tau=1.0)
-    assert kl.item() == pytest.approx(expected)
-    # tau divides both: teacher (2 ln 3, 0) at tau 2 is the same p_t; student 0 stays 0.5.
-    kl = recognition_kd(torch.zeros(1, 2), teacher * 2, 'sigmoid', tau=2.0)
-    assert kl.item() == pytest.approx(expected)
     # a student that already agrees has no loss
     agree = torch.tensor([[math.log(0.75), math.log(0.25), -1e4]])
     assert recognition_kd(agree, teacher, 'softmax').item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match='C \\+ 1 = 3 logits'):
         recognition_kd(torch.zeros(1, 2), teacher, 'softmax')
+    with pytest.raises(ValueError, match='softmax head distils the teacher.s softmax'):
+        recognition_kd(torch.zeros(1, 3), teacher, 'softmax', teacher_target='sigmoid')
+
+
+def test_recognition_kd_sigmoid_earlier_reading_softmax_target_summed():
+    # teacher_target='softmax', class_reduction='sum': p_t = softmax(ln 3, 0) = (0.75, 0.25);
+    # q = 0.5 per class; the binary KLs of 0.75 and 0.25 vs 0.5 are equal and summed.
+    teacher = torch.tensor([[math.log(3.), 0.]])
+    expected = 2 * (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5))
+    kl = recognition_kd(torch.zeros(1, 2), teacher, 'sigmoid', tau=1.0,
+                        teacher_target='softmax', class_reduction='sum')
+    assert kl.item() == pytest.approx(expected)
+    # tau divides both: teacher (2 ln 3, 0) at tau 2 is the same p_t; student 0 stays 0.5.
+    kl = recognition_kd(torch.zeros(1, 2), teacher * 2, 'sigmoid', tau=2.0,
+                        teacher_target='softmax', class_reduction='sum')
+    assert kl.item() == pytest.approx(expected)
+
+
+def binary_kl(p: float, q: float) -> float:
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_recognition_kd_sigmoid_released_form_value_and_gradient():
+    # The released kl-bce: p_t[c] = sigmoid(t[c] / tau) per class, mean over the C = 3 classes.
+    # tau = 2, teacher (2 ln 3, 0, -2 ln 3) -> p_t = (3/4, 1/2, 1/4); student (2, 0, -1) ->
+    # q = sigmoid((1, 0, -0.5)).
+    tau = 2.0
+    teacher = torch.tensor([[2 * math.log(3.), 0., -2 * math.log(3.)]])
+    student = torch.tensor([[2., 0., -1.]], requires_grad=True)
+    p_t, q = [0.75, 0.5, 0.25], [sigmoid(1.), 0.5, sigmoid(-0.5)]
+    kl = recognition_kd(student, teacher, 'sigmoid', tau=tau)  # the defaults are the released
+    expected = sum(binary_kl(p, qq) for p, qq in zip(p_t, q)) / 3
+    assert kl.item() == pytest.approx(expected, rel=1e-6)
+    # d/ds[c] of the mean of binary KLs: (q[c] - p_t[c]) / (tau * C)
+    kl.sum().backward()
+    grad = [(qq - p) / (tau * 3) for p, qq in zip(p_t, q)]
+    assert torch.allclose(student.grad, torch.tensor([grad]), atol=1e-7)
+    # a student at the teacher's logits: zero loss (the softmax target would not give 0)
+    assert recognition_kd(teacher.clone(), teacher, 'sigmoid', tau=tau).item() == \
+        pytest.approx(0.0, abs=1e-7)
+    # the released code swaps (p, 1 - p) at the ground-truth class of both distributions, which
+    # leaves each binary KL as it is: nothing here depends on the label
+    assert binary_kl(0.75, sigmoid(1.)) == pytest.approx(binary_kl(0.25, 1 - sigmoid(1.)))
+
+
+def test_reduce_positives_avg_factor_counts_an_image_without_positives_as_one():
+    # 3 images, image 1 without positives: avg_factor = 2 + 1 + 2 = 5 (the mean divides by 4)
+    per_sample = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+    img_inds = torch.tensor([0, 0, 2, 2])
+    value = reduce_positives(per_sample, img_inds, 3, 'avg_factor')
+    assert value.item() == pytest.approx(10 / 5)
+    value.backward()
+    assert torch.allclose(per_sample.grad, torch.full((4, ), 1 / 5))
+    assert reduce_positives(per_sample, img_inds, 3, 'mean').item() == pytest.approx(2.5)
+    # every image with positives: the two agree
+    assert reduce_positives(per_sample, torch.tensor([0, 0, 1, 1]), 2).item() == \
+        pytest.approx(2.5)
+    empty = reduce_positives(torch.zeros(0, requires_grad=True), img_inds[:0], 2)
+    assert empty.item() == 0.0 and empty.requires_grad
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        reduce_positives(per_sample, img_inds, 3, 'sum')
 
 
 def test_localization_l1_matches_hand_computed_values():
@@ -84,6 +198,38 @@ def test_localization_l1_matches_hand_computed_values():
     gt = [torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)]
     # layer 1 unpooled: |3| everywhere; layer 2 pooled to 1x1: |2.5|; mean over layers 2.75
     assert localization_l1(pred, gt, [None, 1]).item() == pytest.approx(2.75)
+    # the released combination, layer 1 the crop pixels: 3 + 2.5
+    assert localization_l1(pred, gt, [None, 1], 'input_plus_mean',
+                           [True, False]).item() == pytest.approx(5.5)
+
+
+def test_localization_l1_released_combination_value_and_gradient():
+    # Two samples; pixels (1 x 3 x 5, odd and not square) plus two feature layers: the pixel
+    # term plus the MEAN of the feature terms (the released code averages its feature layers,
+    # then adds the pixels). Sample 0: pixels all +2 (term 2); feature a: (1, -3) (term 2);
+    # feature b: 4 at one of 3 x 1 positions (term 4/3). Sample 1: all zero differences.
+    pix = torch.zeros(2, 1, 3, 5)
+    pix[0] = 2.
+    feat_a = torch.zeros(2, 2, 1, 1)
+    feat_a[0, :, 0, 0] = torch.tensor([1., -3.])
+    feat_b = torch.zeros(2, 1, 3, 1)
+    feat_b[0, 0, 1, 0] = 4.
+    preds = [t.clone().requires_grad_() for t in (pix, feat_a, feat_b)]
+    gts = [torch.zeros_like(t) for t in (pix, feat_a, feat_b)]
+    value = localization_l1(preds, gts, [None, None, None], 'input_plus_mean',
+                            [True, False, False])
+    assert torch.allclose(value, torch.tensor([2 + (2 + 4 / 3) / 2, 0.]))
+    value[0].backward()
+    # d/d element: sign / (elements of the layer), halved for the two averaged feature layers
+    assert torch.allclose(preds[0].grad[0], torch.full((1, 3, 5), 1 / 15))
+    assert torch.allclose(preds[1].grad[0, :, 0, 0], torch.tensor([1 / 4, -1 / 4]))
+    assert torch.allclose(preds[2].grad[0, 0, :, 0], torch.tensor([0., 1 / 6, 0.]))
+    assert preds[0].grad[1].abs().sum() == 0  # sample 1 takes nothing from sample 0
+    # this port's earlier reading: the mean of the three terms
+    assert localization_l1(preds, gts, [None] * 3)[0].item() == \
+        pytest.approx((2 + 2 + 4 / 3) / 3)
+    with pytest.raises(ValueError, match='combine must be one of'):
+        localization_l1(preds, gts, [None] * 3, 'sum')
 
 
 def test_localization_gradient_moves_the_predicted_box_towards_the_ground_truth():
@@ -146,6 +292,24 @@ def test_loss_config_errors_name_the_fix():
         Cls2DetLoss(localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4]))
     with pytest.raises(ValueError, match='unknown keys'):
         Cls2DetLoss(recognition=dict(T=2.0))
+    with pytest.raises(ValueError, match='recognition.class_reduction must be one of'):
+        Cls2DetLoss(recognition=dict(class_reduction='max'))
+    with pytest.raises(ValueError, match='recognition.normalize must be one of'):
+        Cls2DetLoss(recognition=dict(normalize='positives'))
+    with pytest.raises(ValueError, match='recognition.teacher_target must be one of'):
+        Cls2DetLoss(recognition=dict(teacher_target='head'))
+    with pytest.raises(ValueError, match='localization.combine must be one of'):
+        Cls2DetLoss(localization=dict(combine='sum'))
+
+
+def test_defaults_are_the_released_recipe():
+    loss = Cls2DetLoss()
+    assert loss.clamp_boxes and (loss.crop_size, loss.context) == (112, 0.0)
+    assert loss.recognition == dict(tau=2.0, loss_weight=0.4, teacher_target=None,
+                                    class_reduction='mean', normalize='avg_factor')
+    assert loss.localization == dict(layers=['input', 'backbone.maxpool'], pool_sizes=[4, 8],
+                                     loss_weight=0.15, max_samples=None,
+                                     combine='input_plus_mean')
 
 
 # ------------------------------------------------------------------ positives
@@ -274,11 +438,8 @@ def test_each_positive_gets_the_teacher_distribution_of_its_own_box():
     # colour (1, 0, 0) and of box 1 (0, 0, 2). The paint of box 1 reaches into box 0's crop?
     # No: box 0 ends at y = 28, x = 28 and box 1 starts at x = 30.
     pos = detector_positives(detector, head_inputs)
-
-    def binary_kl_to_half(logits):
-        p = torch.softmax(torch.tensor(logits), 0)
-        return float((p * (p / 0.5).log() + (1 - p) * ((1 - p) / 0.5).log()).sum())
-    per_box = [binary_kl_to_half([1., 0., 0.]), binary_kl_to_half([0., 0., 2.])]
+    # one image: the released avg_factor is the number of positives
+    per_box = [binary_kl_mean_to_half([1., 0., 0.]), binary_kl_mean_to_half([0., 0., 2.])]
     expected = sum(per_box[g] for g in pos.gt_inds.tolist()) / len(pos.gt_inds)
     assert value.item() == pytest.approx(expected, rel=1e-5)
     assert per_box[0] != pytest.approx(per_box[1])  # the two boxes really differ
@@ -289,10 +450,10 @@ def paint(image, box, colour):
     image[:, y1:y2, x1:x2] = torch.tensor(colour).view(3, 1, 1)
 
 
-def binary_kl_sum_to_half(logits):
-    """Summed binary KL of softmax(logits) to a student at sigmoid(0) = 0.5 per class."""
-    p = torch.softmax(torch.tensor(logits), 0)
-    return float((p * (p / 0.5).log() + (1 - p) * ((1 - p) / 0.5).log()).sum())
+def binary_kl_mean_to_half(logits):
+    """The released kl-bce at tau 1 of teacher logits to a student at 0: the binary KL of
+    sigmoid(t[c]) to sigmoid(0) = 0.5, mean over the classes."""
+    return sum(binary_kl(sigmoid(t), 0.5) for t in logits) / len(logits)
 
 
 def two_image_batch():
@@ -328,11 +489,12 @@ def test_positives_of_each_image_get_their_own_images_box():
     pos = detector_positives(detector, head_inputs)
     keys = list(zip(pos.img_inds.tolist(), pos.gt_inds.tolist()))
     assert {k[0] for k in keys} == {0, 1} and (1, 0) in keys
-    expected = sum(binary_kl_sum_to_half(colours[k]) for k in keys) / len(keys)
+    # both images have positives: the released avg_factor is the number of positives
+    expected = sum(binary_kl_mean_to_half(colours[k]) for k in keys) / len(keys)
     assert value.item() == pytest.approx(expected, rel=1e-5)
     # what the batch's rows without the per-image offset would have given: really different
     rows = [(0, 0), (1, 0), (1, 1)]
-    wrong = sum(binary_kl_sum_to_half(colours[rows[g]]) for _, g in keys) / len(keys)
+    wrong = sum(binary_kl_mean_to_half(colours[rows[g]]) for _, g in keys) / len(keys)
     assert wrong != pytest.approx(expected, rel=1e-3)
 
 
@@ -343,8 +505,16 @@ def test_boxes_under_min_size_of_the_original_image_are_not_distilled():
     loss = Cls2DetLoss(crop_size=8, min_size=14, recognition=dict(tau=1.0, loss_weight=1.0),
                        localization=None)
     value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
-    # only image 1's box 1 (32 px) is left; its positives all get the same target
-    assert value.item() == pytest.approx(binary_kl_sum_to_half(colours[(1, 1)]), rel=1e-5)
+    # only image 1's box 1 (32 px) is left; its positives all get the same target, and image 0,
+    # left without positives, counts 1 in the released avg_factor
+    pos = detector_positives(detector, head_inputs)
+    kept = int(((pos.img_inds == 1) & (pos.gt_inds == 1)).sum())
+    assert kept > 0
+    assert value.item() == pytest.approx(
+        binary_kl_mean_to_half(colours[(1, 1)]) * kept / (kept + 1), rel=1e-5)
+    loss.recognition['normalize'] = 'mean'  # this port's earlier reading: mean over the kept
+    value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
+    assert value.item() == pytest.approx(binary_kl_mean_to_half(colours[(1, 1)]), rel=1e-5)
     loss.min_size = 17.0  # no box left: a zero that keeps the graph
     value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
     assert value.item() == 0.0
@@ -520,3 +690,227 @@ def test_channels_last_crops_give_the_nchw_losses_and_gradients():
     for a, b in zip(grads_cl, grads):
         assert a.abs().sum() > 0
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the released computation
+def gt_sample(boxes):
+    gt = InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32).view(-1, 4),
+                      labels=torch.zeros(len(boxes), dtype=torch.long))
+    return argparse.Namespace(gt_instances=gt, metainfo={})
+
+
+def positives(img_inds, gt_inds, logits, pred_boxes, activation, num_classes=3):
+    return DetPositives(torch.tensor(img_inds), torch.tensor(gt_inds), logits, pred_boxes,
+                        pred_boxes.detach().clone(), activation, num_classes)
+
+
+def recognition_batch():
+    """Three 9 x 13 images (odd, not square): image 0 box A painted (1, 0, 0), image 1 a box
+    without positives, image 2 box B painted (0, 0, 2). With 4 x 4 crops of boxes at least
+    4 px wide every sample lies on painted pixel centres: the teacher's logits are the colours."""
+    images = torch.zeros(3, 3, 9, 13)
+    paint(images[0], (1, 1, 6, 8), (1., 0., 0.))
+    paint(images[2], (4, 2, 12, 7), (0., 0., 2.))
+    samples = [gt_sample([[1, 1, 6, 8]]), gt_sample([[2, 2, 8, 8]]),
+               gt_sample([[4, 2, 12, 7]])]
+    colours = [[1., 0., 0.], [1., 0., 0.], [0., 0., 2.]]  # per positive: A, A, B
+    return images, samples, colours
+
+
+def test_recognition_of_a_softmax_head_is_the_released_value_and_gradient():
+    # Released (SSD): w * tau^2 * sum_p KL(p_t || softmax(s / tau)) / avg_factor, p_t the
+    # teacher's softmax over C = 3 classes and 0 on background, avg_factor = 2 + 1 + 1 = 4
+    # (image 1 has no positive and counts 1). Gradient d/ds = w * tau * (q - p_t) / avg_factor.
+    images, samples, colours = recognition_batch()
+    logits = torch.tensor([[0.5, -1., 2., 0.], [0., 0., 0., 0.], [1., 1., -2., 3.]],
+                          requires_grad=True)
+    pos = positives([0, 0, 2], [0, 0, 0], logits, torch.zeros(3, 4), 'softmax')
+    tau, weight = 2.0, 0.4
+    loss = Cls2DetLoss(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
+                       localization=None)
+    value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
+
+    def softmax(v):
+        e = [math.exp(x) for x in v]
+        return [x / sum(e) for x in e]
+    kls, grads = [], []
+    for row, colour in zip(logits.tolist(), colours):
+        p = softmax([c / tau for c in colour]) + [0.]
+        q = softmax([s / tau for s in row])
+        kls.append(sum(pp * math.log(pp / qq) for pp, qq in zip(p, q) if pp > 0))
+        grads.append([weight * tau * (qq - pp) / 4 for pp, qq in zip(p, q)])
+    assert value.item() == pytest.approx(weight * tau**2 * sum(kls) / 4, rel=1e-5)
+    value.backward()
+    assert torch.allclose(logits.grad, torch.tensor(grads), atol=1e-6)
+    # this port's earlier normalisation: the mean over the 3 positives
+    loss.recognition['normalize'] = 'mean'
+    value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
+    assert value.item() == pytest.approx(weight * tau**2 * sum(kls) / 3, rel=1e-5)
+
+
+def test_recognition_of_a_sigmoid_head_is_the_released_value_and_gradient():
+    # Released kl-bce: per class the binary KL of sigmoid(t / tau) to sigmoid(s / tau), mean
+    # over the C = 3 classes; w * tau^2 * sum / avg_factor (4). Gradient:
+    # w * tau^2 / 4 * (q - p_t) / (tau * C).
+    images, samples, colours = recognition_batch()
+    logits = torch.tensor([[0.5, -1., 2.], [0., 0., 0.], [1., -2., 3.]], requires_grad=True)
+    pos = positives([0, 0, 2], [0, 0, 0], logits, torch.zeros(3, 4), 'sigmoid')
+    tau, weight = 2.0, 0.4
+    loss = Cls2DetLoss(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
+                       localization=None)
+    value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
+    total, grads = 0.0, []
+    for row, colour in zip(logits.tolist(), colours):
+        p = [sigmoid(t / tau) for t in colour]
+        q = [sigmoid(s / tau) for s in row]
+        total += sum(binary_kl(pp, qq) for pp, qq in zip(p, q)) / 3
+        grads.append([weight * tau**2 / 4 * (qq - pp) / (tau * 3) for pp, qq in zip(p, q)])
+    assert value.item() == pytest.approx(weight * tau**2 * total / 4, rel=1e-5)
+    value.backward()
+    assert torch.allclose(logits.grad, torch.tensor(grads), atol=1e-7)
+    # this port's earlier reading: softmax target, summed over classes, mean over positives
+    loss = Cls2DetLoss(crop_size=4, localization=None,
+                       recognition=dict(tau=tau, loss_weight=weight, teacher_target='softmax',
+                                        class_reduction='sum', normalize='mean'))
+    value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
+    earlier = 0.0
+    for row, colour in zip(logits.tolist(), colours):
+        e = [math.exp(t / tau) for t in colour]
+        earlier += sum(binary_kl(x / sum(e), sigmoid(s / tau)) for x, s in zip(e, row))
+    assert value.item() == pytest.approx(weight * tau**2 * earlier / 3, rel=1e-5)
+
+
+def ramp_localization(combine='input_plus_mean', clamp_boxes=True):
+    """Localization on a 13 x 11 image whose value is the pixel column (all channels), the
+    teacher's feature layer an identity (MeanColourTeacher's 1x1 conv), 4 x 4 crops; the
+    crop pixels pooled 2x2, the features 4x4.
+    Positive 0: ground truth (2, 1, 8, 12), prediction 0.5 px right on both sides: every
+    sample reads 0.5 more, each layer's term is 0.5, d term / d(x1, x2) = (0.5, 0.5).
+    Positive 1: ground truth (0, 2, 8, 10), prediction (-2, 2, 8.5, 10), clamped to
+    (0, 2, 8.5, 10): sample j at t_j = (j + 0.5) / 4 reads 0.5 t_j more, term mean(0.5 t) =
+    0.25, d term / d x2 = mean(t) = 0.5, and x1 (clamped) gets nothing."""
+    image = torch.arange(11.).expand(3, 13, 11)[None].contiguous()
+    samples = [gt_sample([[2, 1, 8, 12], [0, 2, 8, 10]])]
+    pred = torch.tensor([[2.5, 1., 8.5, 12.], [-2., 2., 8.5, 10.]], requires_grad=True)
+    pos = positives([0, 0], [0, 1], torch.zeros(2, 3), pred, 'sigmoid')
+    loss = Cls2DetLoss(crop_size=4, recognition=None, clamp_boxes=clamp_boxes,
+                       localization=dict(layers=['input', 'backbone.0'], pool_sizes=[2, 4],
+                                         loss_weight=0.15, combine=combine))
+    return loss.loss_by_positives(pos, MeanColourTeacher(), image, samples)['loss_loc'], pred
+
+
+def test_localization_is_the_released_value_and_gradient():
+    # Released: w * sum_b (pixels_b + stem_b) / B with B = 2 positives.
+    value, pred = ramp_localization()
+    assert value.item() == pytest.approx(0.15 * ((0.5 + 0.5) + (0.25 + 0.25)) / 2, rel=1e-5)
+    value.backward()
+    expected = 0.15 / 2 * torch.tensor([[1., 0., 1., 0.], [0., 0., 1., 0.]])
+    assert torch.allclose(pred.grad, expected, atol=1e-6)
+    # this port's earlier combination: the mean of the two terms, half of it
+    value, pred = ramp_localization(combine='mean')
+    assert value.item() == pytest.approx(0.15 * (0.5 + 0.25) / 2, rel=1e-5)
+    value.backward()
+    assert torch.allclose(pred.grad, expected / 2, atol=1e-6)
+    # unclamped, the side outside the image gets a gradient (its samples move over the ramp)
+    value, pred = ramp_localization(clamp_boxes=False)
+    value.backward()
+    assert pred.grad[1, 0].abs() > 1e-3
+
+
+def test_recognition_crops_of_boxes_across_the_border_are_clamped():
+    # A box sticking out of the image: clamped, its 4 x 4 crop reads only the painted inside
+    # (colour (0, 3, 0)); unclamped, the outside zeros dilute the teacher's mean colour.
+    images = torch.zeros(1, 3, 9, 13)
+    paint(images[0], (0, 0, 6, 5), (0., 3., 0.))
+    samples = [gt_sample([[-6, -5, 6, 5]])]
+    logits = torch.zeros(1, 3, requires_grad=True)
+    pos = positives([0], [0], logits, torch.zeros(1, 4), 'sigmoid')
+    values = {}
+    for clamp in (True, False):
+        loss = Cls2DetLoss(crop_size=4, clamp_boxes=clamp, localization=None,
+                           recognition=dict(tau=1.0, loss_weight=1.0))
+        values[clamp] = loss.loss_by_positives(pos, MeanColourTeacher(), images,
+                                               samples)['loss_rec'].item()
+    assert values[True] == pytest.approx(binary_kl_mean_to_half([0., 3., 0.]), rel=1e-5)
+    assert values[False] != pytest.approx(values[True], rel=1e-2)
+
+
+# ------------------------------------------------------------------ the teacher's stem
+def build_classifier(backbone):
+    from mmpretrain.models import ImageClassifier  # noqa: F401 (registers the scope)
+    cfg = dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+               head=dict(type='LinearClsHead', num_classes=3, in_channels=backbone.pop(
+                   'out_channels_for_test'), loss=dict(type='CrossEntropyLoss')))
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MMENGINE_MODELS.build(cfg).eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize('kind', ['resnet', 'resnet_deep_stem', 'mobilenet_v2'])
+def test_the_stem_path_records_the_stem_output(kind):
+    # The released localization's layer 0 is the stem: conv1 -> bn1 -> relu -> maxpool of a
+    # ResNet. In mmpretrain that is the output of backbone.maxpool (after backbone.stem with a
+    # deep stem); MobileNetV2's stem is backbone.conv1 (conv-bn-relu6, before the first stage).
+    # The probe's record must be that tensor also when the whole forward runs on (no later
+    # in-place op may change it). Input 37 x 29, odd and not square.
+    backbones = {
+        'resnet': dict(type='ResNet', depth=18, out_channels_for_test=512),
+        'resnet_deep_stem': dict(type='ResNetV1d', depth=18, out_channels_for_test=512),
+        'mobilenet_v2': dict(type='MobileNetV2', widen_factor=0.5, out_channels_for_test=1280),
+    }
+    model = build_classifier(dict(backbones[kind]))
+    backbone = model.backbone
+    x = torch.randn(2, 3, 37, 29)
+    with torch.no_grad():
+        if kind == 'mobilenet_v2':
+            path, expected = 'backbone.conv1', backbone.conv1(x)
+        else:
+            path = 'backbone.maxpool'
+            stem = backbone.stem(x) if kind == 'resnet_deep_stem' else \
+                backbone.relu(backbone.norm1(backbone.conv1(x)))
+            expected = backbone.maxpool(stem)
+        for stop_early in (True, False):
+            feats = probe_layers(model, x, [path], lambda m, inp: m(inp, mode='tensor'),
+                                 stop_early=stop_early)
+            assert torch.equal(feats[path], expected)
+    # ResNet: 7x7 stride-2 conv (19 x 15), 3x3 stride-2 max pool (10 x 8), 64 channels
+    shape = (2, 16, 19, 15) if kind == 'mobilenet_v2' else (2, 64, 10, 8)
+    assert expected.shape == shape
+
+
+CLS2DET_DIR = osp.join(REPO_ROOT, 'configs', 'cls2det')
+CLS2DET_CONFIGS = sorted(glob.glob(osp.join(CLS2DET_DIR, 'cls2det_*.py')))
+
+
+@pytest.mark.parametrize('path', CLS2DET_CONFIGS, ids=osp.basename)
+def test_paper_configs_compute_as_the_released_code(path):
+    cfg = Config.fromfile(path)
+    built = MODELS.build(cfg.model.distill_losses.loss_cls2det)
+    assert built.clamp_boxes
+    if built.recognition is not None:
+        rec = built.recognition
+        assert (rec['tau'], rec['loss_weight'], rec['normalize']) == (2.0, 0.4, 'avg_factor')
+        assert rec['teacher_target'] in (None, 'sigmoid', 'softmax')
+        if 'retinanet' in osp.basename(path):  # sigmoid heads: the released kl-bce
+            assert (rec['teacher_target'], rec['class_reduction']) == ('sigmoid', 'mean')
+    if built.localization is not None:
+        loc = built.localization
+        stem = 'backbone.conv1' if 'mnv2' in osp.basename(path) else 'backbone.maxpool'
+        assert loc['layers'] == ['input', stem] and loc['pool_sizes'] == [4, 8]
+        assert (loc['combine'], loc['loss_weight']) == ('input_plus_mean', 0.15)
+    assert (built.crop_size, built.context) == (112, 0.0)
+
+
+@pytest.mark.parametrize('teacher, stem, shape', [
+    ('resnet50_8xb32-30e_coco-crops-112x112.py', 'backbone.maxpool', (1, 64, 28, 28)),
+    ('mobilenet-v2_1xb64-24e_bccd-crops-112x112.py', 'backbone.conv1', (1, 32, 56, 56)),
+])
+def test_the_crop_teachers_stems_are_the_released_layer_0(teacher, stem, shape):
+    # The released layer 0 of its ResNet-50 teacher, at its 112 x 112 crops: 64 x 28 x 28
+    # (pooled 8x8). MobileNetV2's stem: 32 x 56 x 56.
+    cfg = Config.fromfile(osp.join(CLS2DET_DIR, teacher))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MMENGINE_MODELS.build(cfg.model).eval().requires_grad_(False)
+    feats = probe_layers(model, torch.randn(1, 3, 112, 112), [stem],
+                         lambda m, x: m(x, mode='tensor'))
+    assert feats[stem].shape == shape

@@ -24,6 +24,29 @@ def expand_boxes(boxes: Tensor, context: float) -> Tensor:
     return torch.cat([boxes[:, :2] - wh, boxes[:, 2:] + wh], dim=1)
 
 
+def clamp_boxes_to_image(boxes: Tensor, image_hw: Tuple[int, int]) -> Tensor:
+    """Clamp boxes to the image as the released classifier-to-detector code does.
+
+    One-sided, per coordinate: ``x1 = max(x1, 0)``, ``y1 = max(y1, 0)``, ``x2 = min(x2, W)``,
+    ``y2 = min(y2, H)`` (NVlabs/DICOD clamps the left/top side at 0 and the right/bottom side
+    at the image size, nothing else: a box wholly right of the image keeps its ``x1``). ``W``
+    and ``H`` are those of the tensor that is cropped, i.e. the padded batch. A clamped side
+    gets no gradient (``torch.clamp``'s; also, in current torch, a side exactly on the
+    border), so a predicted box is not pulled through the image border by the localization
+    loss.
+
+    Args:
+        boxes (Tensor): shape (P, 4), ``(x1, y1, x2, y2)`` in pixels.
+        image_hw (tuple[int, int]): ``(H, W)`` of the image tensor.
+
+    Returns:
+        Tensor: shape (P, 4), differentiable in ``boxes`` where no clamp applies.
+    """
+    height, width = image_hw
+    return torch.stack([boxes[:, 0].clamp(min=0), boxes[:, 1].clamp(min=0),
+                        boxes[:, 2].clamp(max=width), boxes[:, 3].clamp(max=height)], dim=1)
+
+
 def crop_and_resize(images: Tensor, boxes: Tensor, img_inds: Tensor,
                     size: Union[int, Sequence[int]]) -> Tensor:
     """Bilinearly sample each box of its image onto a ``size`` grid (aspect not kept).
@@ -34,6 +57,9 @@ def crop_and_resize(images: Tensor, boxes: Tensor, img_inds: Tensor,
     the box resampled at its own pixel centres (RoIAlign ``aligned=True`` with one sample per
     bin). Points outside the image read 0, the mean colour of a normalised image. Unlike
     RoIAlign, the result is differentiable in the box coordinates (through ``grid_sample``).
+    These are the sampling points of the released code's ``affine_grid`` + ``grid_sample``
+    crop (``align_corners=False``; theta scales by ``(x2 - x1) / W`` and shifts by
+    ``(x1 + x2) / W - 1``), which clamps the box first: :func:`clamp_boxes_to_image`.
 
     Args:
         images (Tensor): shape (N, C, H, W).
