@@ -6,12 +6,14 @@
 # from the pixel counts of the 367 training label maps (void left out), scaled so that their
 # pixel-weighted mean is 1 (the loss keeps its scale):
 #   w_c = sqrt(median(f) / f_c) / sum_k f_k sqrt(median(f) / f_k),  f_c = pixels of class c / all
+# (mmseg 1.2.2's CrossEntropyLoss(class_weight=...) fails on the void label: our drop-in.)
 _base_ = ['./aspp_mobilenetv2-d8_8xb8-2k_camvid-240x180.py']
 class_weight = [0.879, 0.747, 3.628, 0.638, 1.7, 1.155, 3.328, 3.39, 1.487, 4.502, 6.669]
 model = dict(
     decode_head=dict(
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                         class_weight=class_weight)))
+        loss_decode=dict(_delete_=True, type='mmstructkd.WeightedCrossEntropyLoss',
+                         class_weight=class_weight, loss_weight=1.0)))
+custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 max_iters = 4000
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)

@@ -6,8 +6,9 @@ from .kd_loss import KDLoss
 from .pair_wise_loss import PairWiseLoss
 from .pixel_wise_loss import PixelWiseLoss
 from .stkd_loss import STKDLoss
+from .weighted_cross_entropy_loss import WeightedCrossEntropyLoss
 
 __all__ = [
     'KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss',
-    'Cls2DetLoss', 'ChannelWiseDivergence'
+    'Cls2DetLoss', 'ChannelWiseDivergence', 'WeightedCrossEntropyLoss'
 ]
