@@ -3,10 +3,11 @@ import copy
 import difflib
 import os
 import os.path as osp
-from typing import Optional, Union
+from typing import Any, List, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.config.utils import _get_package_and_cfg_path
+from mmengine.logging import print_log
 from mmengine.registry import MODELS
 from mmengine.utils import get_installed_path
 from torch import nn
@@ -106,3 +107,90 @@ def build_model_from_spec(spec: ModelSpec, role: str,
     if data_preprocessor is not None:
         cfg.setdefault('data_preprocessor', copy.deepcopy(data_preprocessor))
     return MODELS.build(cfg)
+
+
+def set_num_classes(cfg: Any, num_classes: int, role: str = 'model', path: str = ''
+                    ) -> List[str]:
+    """Set every ``num_classes`` key of a (model) config, in place, to ``num_classes``.
+
+    Heads keep their class count under ``num_classes`` in all three toolboxes (mmseg
+    ``decode_head`` / ``auxiliary_head``, mmdet ``bbox_head`` / ``roi_head.bbox_head`` /
+    ``mask_head``, mmpretrain ``head`` and its ``data_preprocessor``), so setting the key
+    wherever it occurs retargets a model without knowing its architecture. Keys that are not
+    there are not added; ``rpn_head`` is left alone (class-agnostic proposals: mmdet's
+    two-stage detectors use one class there whatever the dataset).
+
+    Args:
+        cfg (dict | list): A model config (nested dicts and lists).
+        num_classes (int): The class count.
+        role (str): What the config is, for error messages (``'teacher'``).
+        path (str): Dotted path of ``cfg`` itself, for messages.
+
+    Returns:
+        list[str]: Dotted paths of the keys whose value changed.
+
+    Raises:
+        ValueError: A ``class_weight`` list whose length fits neither ``num_classes`` nor
+            ``num_classes + 1`` (mmdet's softmax heads weight the background too): weights of
+            another class list cannot be carried over.
+    """
+    changed: List[str] = []
+    if isinstance(cfg, (list, tuple)):
+        for i, item in enumerate(cfg):
+            changed += set_num_classes(item, num_classes, role, f'{path}{i}.')
+        return changed
+    if not isinstance(cfg, dict):
+        return changed
+    for key, value in cfg.items():
+        if key == 'rpn_head':
+            continue
+        if key == 'num_classes' and not isinstance(value, (dict, list, tuple)):
+            if value != num_classes:
+                cfg[key] = num_classes
+                changed.append(f'{path}{key}')
+        elif key == 'class_weight' and isinstance(value, (list, tuple)) and \
+                len(value) not in (num_classes, num_classes + 1):
+            raise ValueError(
+                f'{role} config: {path}class_weight has {len(value)} weights, one per class of '
+                f'another class list, but num_classes is {num_classes}. Give {num_classes} '
+                f'weights for your classes (e.g. {path}class_weight=None for none).')
+        else:
+            changed += set_num_classes(value, num_classes, role, f'{path}{key}.')
+    return changed
+
+
+def apply_num_classes(spec: ModelSpec, num_classes: Optional[int], role: str) -> ModelSpec:
+    """``spec`` with every ``num_classes`` of its model config set to ``num_classes``.
+
+    Args:
+        spec (nn.Module | dict): A student/teacher spec (see :func:`model_cfg_from_spec`); a
+            ``cfg_path`` spec is read so that the keys of that file are set too.
+        num_classes (int, optional): None leaves ``spec`` as it is.
+        role (str): ``'student'`` or ``'teacher'``, for messages.
+
+    Returns:
+        nn.Module | dict: ``spec`` itself when nothing changes (a built module, no
+        ``num_classes``, or counts that already match), else the model config with the new
+        class count (a ``cfg_path`` spec resolved into the model config of that file).
+    """
+    if num_classes is None:
+        return spec
+    if isinstance(spec, nn.Module):
+        print_log(f'num_classes={num_classes}: the {role} is a built module, whose class count '
+                  'cannot be changed; it is used as it is.', logger='current', level=30)
+        return spec
+    model_cfg = model_cfg_from_spec(spec, role)
+    if not _has_key(model_cfg, 'num_classes'):
+        print_log(f'num_classes={num_classes}: the {role} config has no "num_classes" key '
+                  '(a model without class outputs?); it is built as configured.',
+                  logger='current', level=30)
+        return spec
+    return model_cfg if set_num_classes(model_cfg, num_classes, role) else spec
+
+
+def _has_key(cfg: Any, key: str) -> bool:
+    if isinstance(cfg, dict):
+        return key in cfg or any(_has_key(v, key) for v in cfg.values())
+    if isinstance(cfg, (list, tuple)):
+        return any(_has_key(v, key) for v in cfg)
+    return False

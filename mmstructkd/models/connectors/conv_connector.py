@@ -26,6 +26,7 @@ class ConvConnector(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.in_channels = in_channels
+        self.out_channels = out_channels
         self.conv = ConvModule(
             in_channels, out_channels, kernel_size, padding=kernel_size // 2,
             norm_cfg=norm_cfg, act_cfg=act_cfg)

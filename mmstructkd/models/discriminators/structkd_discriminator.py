@@ -63,7 +63,9 @@ class StructKDDiscriminator(nn.Module):
     (``input_transform='softmax'``), a documented difference.
 
     Args:
-        num_classes (int): Channels of the score map.
+        num_classes (int): Channels of the score map. :class:`AdversarialDistiller` fills it in
+            from the teacher's recorded map when the config leaves it out (or None), so the
+            critic follows the class count of the dataset.
         with_image (bool): Concatenate the (resized) input image with the score map (the
             paper's conditional critic); False judges the score map alone, as the official
             code. Defaults to True.
@@ -78,10 +80,17 @@ class StructKDDiscriminator(nn.Module):
             are upsampled. Defaults to None: 64 with ``'conv4x4'``, 16 with ``'conv3x3'``.
     """
 
-    def __init__(self, num_classes: int, with_image: bool = True, image_channels: int = 3,
-                 base_channels: int = 64, input_transform: str = 'softmax',
-                 last_layer: str = 'conv4x4', min_size: Optional[int] = None) -> None:
+    def __init__(self, num_classes: Optional[int] = None, with_image: bool = True,
+                 image_channels: int = 3, base_channels: int = 64,
+                 input_transform: str = 'softmax', last_layer: str = 'conv4x4',
+                 min_size: Optional[int] = None) -> None:
         super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f'StructKDDiscriminator: num_classes (channels of the score map) must be a '
+                f'positive int, got {num_classes!r}. Built by AdversarialDistiller, the critic '
+                'takes it from the teacher\'s recorded map when it is left out; built on its '
+                'own, give it.')
         if input_transform not in ('softmax', 'batchnorm', 'none', 'tanh'):
             raise ValueError('StructKDDiscriminator: input_transform must be "softmax", '
                              f'"batchnorm", "none" or "tanh", got {input_transform!r}')

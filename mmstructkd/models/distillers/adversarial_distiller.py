@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mmstructkd.models.discriminators import gradient_penalty
 from mmstructkd.models.losses.utils import resize_to
+from mmstructkd.models.recorders import get_submodule_or_raise
 from mmstructkd.registry import MODELS, build_own
 from .single_teacher_distiller import SingleTeacherDistiller, _to_fp32
 
@@ -42,8 +43,11 @@ class AdversarialDistiller(SingleTeacherDistiller):
     find_unused_parameters=True)``. Losses and the critic run in fp32 under ``--amp``.
 
     Args:
-        discriminator (dict): Critic config, e.g. ``dict(type='StructKDDiscriminator',
-            num_classes=19)``.
+        discriminator (dict): Critic config, e.g. ``dict(type='StructKDDiscriminator')``.
+            Without ``num_classes`` (or with None) the critic gets the channel count of the
+            teacher's map of ``adversarial_mapping['teacher']`` (the output channels of the
+            recorded module, or of the connector that maps it), so it follows the teacher's
+            class count.
         adversarial_mapping (dict): Where the critic's inputs come from:
             ``dict(student=dict(from_student=True, recorder='logits'),
             teacher=dict(from_student=False, recorder='logits'))`` (mapping format of
@@ -65,12 +69,16 @@ class AdversarialDistiller(SingleTeacherDistiller):
                  critic_loss_weight: float = 1.0, gp_score: str = 'sum', d_steps: int = 1,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self.discriminator = build_own(MODELS, discriminator)
         if set(adversarial_mapping) != {'student', 'teacher'}:
             raise ValueError('adversarial_mapping needs exactly the keys "student" and '
                              f'"teacher", got {sorted(adversarial_mapping)}')
         for key, spec in adversarial_mapping.items():
             self._check_mapping(f'adversarial_mapping["{key}"]', spec)
+        discriminator = dict(discriminator)
+        if discriminator.get('num_classes') is None:
+            discriminator['num_classes'] = self._teacher_map_channels(
+                adversarial_mapping['teacher'])
+        self.discriminator = build_own(MODELS, discriminator)
         if d_steps < 1:
             raise ValueError(f'd_steps must be >= 1, got {d_steps}')
         for name, value in (('adv_loss_weight', adv_loss_weight), ('gp_weight', gp_weight),
@@ -93,6 +101,38 @@ class AdversarialDistiller(SingleTeacherDistiller):
         self.loss_scales['loss_adv'] = 1.0
         # Critic inputs of the last student step (detached), for the critic's own steps.
         self._critic_batch: Optional[Tuple[Tensor, Tensor]] = None
+
+    def _teacher_map_channels(self, spec: dict) -> int:
+        """Channels of the teacher map the critic judges, read off the module that makes it:
+        the mapping's connector, or the module (or the owner of the method) its recorder
+        records. Needs no forward pass, so the critic's parameters exist before the Runner
+        builds the optimizers."""
+        where = f'adversarial_mapping["teacher"] (recorder {spec.get("recorder")!r})'
+        if spec.get('connector') is not None:
+            module, what = self.connectors[spec['connector']], f'connector "{spec["connector"]}"'
+        else:
+            names = spec['recorder']
+            if isinstance(names, (list, tuple)):
+                raise ValueError(f'{where}: the critic judges one map, not a list of recorders.')
+            recorder = self.teacher_recorders.recorders[names]
+            module = getattr(recorder, '_owner', None)  # a method recorder's module
+            if module is None:
+                module = get_submodule_or_raise(self.teacher, recorder.source)
+            what = f'{type(module).__name__} at "{recorder.source}"'
+            if type(recorder).__name__.endswith('InputsRecorder'):
+                module = None  # inputs: the module's own width says nothing about them
+        channels = None
+        for attr in ('out_channels', 'out_features', 'num_classes'):
+            value = getattr(module, attr, None) if module is not None else None
+            if isinstance(value, int):
+                channels = value
+                break
+        if channels is None:
+            raise ValueError(
+                f'AdversarialDistiller: cannot tell the channels of the teacher map of {where}: '
+                f'{what} has no out_channels. Give them as discriminator=dict(..., '
+                'num_classes=<channels of that map>).')
+        return channels
 
     @property
     def distillation_active(self) -> bool:

@@ -1,4 +1,5 @@
 """The single-teacher distiller: one frozen teacher, one student, configurable losses."""
+import copy
 import inspect
 import json
 from typing import Any, Dict, List, Optional, Union
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 from mmstructkd.models.recorders import RecorderManager
 from mmstructkd.registry import MODELS, build_own
 from mmstructkd.utils import build_model_from_spec, load_teacher_checkpoint
+from mmstructkd.utils.config_utils import apply_num_classes, set_num_classes
 from .partial_forward import PartialForward
 from .teacher_cache import Buffers, TeacherCache, weights_digest
 from .teacher_inputs import TeacherInputAdapter
@@ -63,6 +65,13 @@ class SingleTeacherDistiller(BaseModel):
             testing, so ``tools/test.py`` never needs it). Without it the teacher keeps its
             config's initialisation (a warning says so).
         teacher_ckpt_strict (bool): Whether missing/unexpected teacher keys are errors.
+        num_classes (int, optional): The class count of student and teacher: every
+            ``num_classes`` of their model configs (heads; mmpretrain's data preprocessor),
+            also of a teacher given by ``cfg_path``, is set to it before they are built, so a
+            distillation config is retargeted to another dataset in one place (the configs
+            here take it from the top-level ``num_classes``, see ``docs/own_data.md``).
+            ``AdversarialDistiller`` sizes its critic from the teacher's map. None (default)
+            builds both as configured.
         student_recorders (dict, optional): Name -> recorder config on the student, e.g.
             ``dict(logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'))``.
         teacher_recorders (dict, optional): Likewise on the teacher.
@@ -113,6 +122,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher: Union[dict, nn.Module],
                  teacher_ckpt: Optional[str] = None,
                  teacher_ckpt_strict: bool = True,
+                 num_classes: Optional[int] = None,
                  student_recorders: Optional[Dict[str, dict]] = None,
                  teacher_recorders: Optional[Dict[str, dict]] = None,
                  connectors: Optional[Dict[str, dict]] = None,
@@ -127,8 +137,16 @@ class SingleTeacherDistiller(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         # A data_preprocessor given here is what the Runner passes from a config's top level
         # (mmpretrain configs keep it there): it belongs to the student, as for a plain model.
+        if num_classes is not None and data_preprocessor is not None:
+            data_preprocessor = copy.deepcopy(data_preprocessor)
+            set_num_classes(data_preprocessor, num_classes, 'data_preprocessor')
+        # Specs whose class count already matches stay as given (the teacher cache's
+        # fingerprint of the teacher spec does not change).
+        student = apply_num_classes(student, num_classes, 'student')
+        teacher = apply_num_classes(teacher, num_classes, 'teacher')
         student_model = build_model_from_spec(student, 'student', data_preprocessor)
         super().__init__(data_preprocessor=student_model.data_preprocessor, init_cfg=init_cfg)
+        self.num_classes = num_classes
         self.student = student_model
         self.teacher = build_model_from_spec(teacher, 'teacher')
         self.teacher_input_adapter = TeacherInputAdapter(
