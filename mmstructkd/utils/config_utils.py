@@ -130,17 +130,32 @@ def set_num_classes(cfg: Any, num_classes: int, role: str = 'model', path: str =
         list[str]: Dotted paths of the keys whose value changed.
 
     Raises:
-        ValueError: A ``class_weight`` list whose length fits neither ``num_classes`` nor
-            ``num_classes + 1`` (mmdet's softmax heads weight the background too): weights of
+        ValueError: A ``class_weight`` list made for the old class count (one weight per
+            class, or per class and background as in mmdet's softmax heads): weights of
             another class list cannot be carried over.
     """
     changed: List[str] = []
+    olds: List[int] = []
+    weights: List[tuple] = []
+    _set_num_classes(cfg, num_classes, path, changed, olds, weights)
+    stale = {o + extra for o in olds for extra in (0, 1)}
+    for where, value in weights:
+        if len(value) not in (num_classes, num_classes + 1) or len(value) in stale:
+            raise ValueError(
+                f'{role} config: {where}class_weight has {len(value)} weights, one per class '
+                f'of another class list, but num_classes is now {num_classes}. Give '
+                f'{num_classes} weights for your classes (or {where}class_weight=None).')
+    return changed
+
+
+def _set_num_classes(cfg: Any, num_classes: int, path: str, changed: List[str],
+                     olds: List[int], weights: List[tuple]) -> None:
     if isinstance(cfg, (list, tuple)):
         for i, item in enumerate(cfg):
-            changed += set_num_classes(item, num_classes, role, f'{path}{i}.')
-        return changed
+            _set_num_classes(item, num_classes, f'{path}{i}.', changed, olds, weights)
+        return
     if not isinstance(cfg, dict):
-        return changed
+        return
     for key, value in cfg.items():
         if key == 'rpn_head':
             continue
@@ -148,15 +163,12 @@ def set_num_classes(cfg: Any, num_classes: int, role: str = 'model', path: str =
             if value != num_classes:
                 cfg[key] = num_classes
                 changed.append(f'{path}{key}')
-        elif key == 'class_weight' and isinstance(value, (list, tuple)) and \
-                len(value) not in (num_classes, num_classes + 1):
-            raise ValueError(
-                f'{role} config: {path}class_weight has {len(value)} weights, one per class of '
-                f'another class list, but num_classes is {num_classes}. Give {num_classes} '
-                f'weights for your classes (e.g. {path}class_weight=None for none).')
+                if isinstance(value, int):
+                    olds.append(value)
+        elif key == 'class_weight' and isinstance(value, (list, tuple)):
+            weights.append((path, value))
         else:
-            changed += set_num_classes(value, num_classes, role, f'{path}{key}.')
-    return changed
+            _set_num_classes(value, num_classes, f'{path}{key}.', changed, olds, weights)
 
 
 def apply_num_classes(spec: ModelSpec, num_classes: Optional[int], role: str) -> ModelSpec:

@@ -95,8 +95,14 @@ def test_set_num_classes_sets_every_head_and_refuses_foreign_class_weights():
     weighted = dict(decode_head=dict(num_classes=11, loss_decode=dict(class_weight=[1.0] * 11)))
     with pytest.raises(ValueError, match='decode_head.loss_decode.class_weight has 11 weights'):
         set_num_classes(weighted, 2, 'teacher')
-    # mmdet's softmax heads weight the background as well: num_classes + 1 is fine
-    set_num_classes(dict(bbox_head=dict(num_classes=3, loss_cls=dict(class_weight=[1.] * 3))), 2)
+    # mmdet's softmax heads weight the background as well (num_classes + 1): still the old list
+    with pytest.raises(ValueError, match='class_weight has 4 weights'):
+        set_num_classes(dict(bbox_head=dict(num_classes=3, loss_cls=dict(class_weight=[1.] * 4))),
+                        2)
+    # weights of the class count the config is set to stay
+    kept = dict(bbox_head=dict(num_classes=2, loss_cls=dict(class_weight=[1.] * 3)))
+    assert set_num_classes(kept, 2) == []
+    assert len(kept['bbox_head']['loss_cls']['class_weight']) == 3
 
 
 def test_apply_num_classes_keeps_a_spec_that_already_matches():
