@@ -136,6 +136,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     # median ignores steps slowed down by other jobs on the same cores.
     step_time = float(np.median(runner.message_hub.get_scalar('train/time').data[0]))
     per_class = capture_per_class_iou(runner)
+    logged = logged_loss_means(runner)
     metrics = runner.val()
     result = dict(config=config, seed=seed, iters=iters, step_time_s=round(step_time, 3),
                   num_views=args.num_views if replayable else None,
@@ -144,11 +145,27 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
                   train_time_s=round(step_time * iters, 1),
                   wall_time_this_invocation_s=round(wall_time, 1),
                   resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
-                  aAcc=float(metrics['aAcc']), per_class_iou=per_class)
+                  aAcc=float(metrics['aAcc']), per_class_iou=per_class, logged=logged)
     os.makedirs(osp.dirname(result_file), exist_ok=True)
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=2)
     return dict(result, checkpoint=checkpoint)
+
+
+def logged_loss_means(runner) -> dict:
+    """Means of every logged loss (task, distillation, critic) over the first and the last 10%
+    of the iterations: how large each term is next to the task loss, and whether the critic's
+    Wasserstein estimate moves (kept with the run, for the analysis of what each term adds)."""
+    out = {}
+    for key, buffer in runner.message_hub.log_scalars.items():
+        name = key[len('train/'):]
+        if not key.startswith('train/') or not ('loss' in name or name.startswith('disc.')):
+            continue
+        values = buffer.data[0]
+        tenth = max(len(values) // 10, 1)
+        out[name] = dict(first=round(float(np.mean(values[:tenth])), 5),
+                         last=round(float(np.mean(values[-tenth:])), 5))
+    return out
 
 
 def capture_per_class_iou(runner) -> dict:
