@@ -4,8 +4,11 @@
 # init) learns at 10x the student's lr: the paper's COCO schedules give it ~90k iterations, this
 # one 624, in which at 1x it fits the teacher no better than zeros would (configs/reviewkd/
 # README.md, "BCCD"). The loss weight and the student's lr stay the paper's.
+# On another dataset (docs/own_data.md): a child config sets data_root, metainfo, num_classes
+# and teacher_ckpt at the top level; student and teacher follow (nothing under model).
 _base_ = ['../baselines/retinanet_mobilenetv2-w0.5_fpn64-slim_1xb8-24e_bccd-320x240.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
+teacher_ckpt = None  # the teacher's trained checkpoint (the benchmark sets it)
 
 model = dict(
     _delete_=True,
@@ -13,7 +16,8 @@ model = dict(
     student=_base_.model,
     teacher=dict(cfg_path='{{fileDirname}}/../baselines/'
                           'retinanet_mobilenetv2_fpn128-gn_1xb8-24e_bccd-320x240.py'),
-    teacher_ckpt=None,  # set to the teacher's trained checkpoint (the benchmark does)
+    teacher_ckpt=teacher_ckpt,
+    num_classes=_base_.num_classes,  # of student and teacher
     student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
     teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
     connectors=dict(review=dict(type='ReviewKDConnector', in_channels=[64] * 5,

@@ -6,5 +6,6 @@ model = dict(
     decode_head=dict(
         _delete_=True,
         type='ASPPHead', in_channels=320, in_index=3, channels=128, dilations=(1, 6, 12, 18),
-        dropout_ratio=0.1, num_classes=11, norm_cfg=_base_.norm_cfg, align_corners=False,
+        dropout_ratio=0.1, num_classes=_base_.num_classes, norm_cfg=_base_.norm_cfg,
+        align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

@@ -1,10 +1,15 @@
 # Student of the CamVid benchmark: ImageNet MobileNetV2 at output stride 32 with a light FCN
-# head (64 channels). The ImageNet weights: torchvision's mobilenet_v2-b0353104.pth converted
-# with tools/model_converters/mobilenet_v2_tv2mm.py (benchmarks/structkd_camvid.py does it).
+# head (64 channels). The ImageNet weights (torchvision's, converted for mmseg) are written by
+#   python tools/model_converters/fetch_imagenet_mobilenet_v2.py
+# to $MMSTRUCTKD_HOME/pretrain (default ~/.cache/mmstructkd/pretrain), whatever the current
+# directory. The schedule follows max_iters: a child config that sets max_iters gets the
+# loop and the poly decay of that length (mmstructkd's tools; the scheduler's end defaults to
+# the loop's length).
 _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/datasets/camvid_240x180.py'
 ]
-mobilenet_v2_imagenet = 'work_dirs/pretrain/mobilenet_v2_imagenet_mm.pth'
+mobilenet_v2_imagenet = \
+    '{{$MMSTRUCTKD_HOME:~/.cache/mmstructkd}}/pretrain/mobilenet_v2_imagenet_mm.pth'
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',
@@ -18,7 +23,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=mobilenet_v2_imagenet, prefix='backbone.')),
     decode_head=dict(
         type='FCNHead', in_channels=320, in_index=3, channels=64, num_convs=1,
-        concat_input=False, dropout_ratio=0.1, num_classes=11, norm_cfg=norm_cfg,
+        concat_input=False, dropout_ratio=0.1, num_classes=_base_.num_classes, norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
@@ -28,7 +33,7 @@ max_iters = 2000
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=4e-5))
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, by_epoch=False)  # end: max_iters
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')

@@ -1,10 +1,14 @@
 # BCCD blood cells (RBC, WBC, Platelets), 320x240, COCO-format annotations: the set-up of
 # ../shared/data/bccd (images/, annotations/instances_{train,val,test}.json; 205 / 87 / 72
-# images). Set data_root to your copy.
+# images). Set data_root to your copy. Another COCO-format dataset in that layout: a child
+# config sets data_root, metainfo (and num_classes, which follows metainfo), and mmstructkd's
+# tools apply them wherever this file used them, val_evaluator.ann_file included
+# (docs/own_data.md).
 dataset_type = 'CocoDataset'
 data_root = '../shared/data/bccd/'
 metainfo = dict(classes=('RBC', 'WBC', 'Platelets'),
                 palette=[(220, 20, 60), (0, 0, 230), (0, 160, 0)])
+num_classes = len(metainfo['classes'])  # the detectors' class count (no background class)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

@@ -1,5 +1,8 @@
 # CamVid (11 classes, void = 255) at 240x180, mmseg layout: img_dir/{train,val,test},
 # ann_dir/... (the set-up of ../shared/data/camvid; set data_root to your copy).
+# Another dataset in that layout: a child config sets data_root, metainfo (and num_classes,
+# which follows metainfo), and mmstructkd's tools apply them wherever this file used them
+# (docs/own_data.md).
 dataset_type = 'BaseSegDataset'
 data_root = '../shared/data/camvid'
 crop_size = (180, 240)  # (h, w)
@@ -9,6 +12,7 @@ metainfo = dict(
     palette=[[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
              [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
              [0, 128, 192]])
+num_classes = len(metainfo['classes'])  # the heads' class count (mmseg counts the background)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

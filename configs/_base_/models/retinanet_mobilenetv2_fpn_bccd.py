@@ -1,9 +1,11 @@
 # RetinaNet with an ImageNet MobileNetV2 backbone (strides 8, 16, 32: layers 3, 5, 7) for BCCD's
 # 3 classes. Neck and head width are set by the configs that use it. The ImageNet weights are
-# torchvision's, converted by `tools/model_converters/mobilenet_v2_tv2mm.py --layout mmdet` to the
-# path below (benchmarks/reviewkd_bccd.py does it). mmdet names a block's convs unlike
+# torchvision's, converted for mmdet and written to the path below by
+#   python tools/model_converters/fetch_imagenet_mobilenet_v2.py
+# ($MMSTRUCTKD_HOME defaults to ~/.cache/mmstructkd). mmdet names a block's convs unlike
 # mmseg/mmpretrain: a file converted for those loads with only a warning and random weights.
-mobilenet_v2_imagenet = 'work_dirs/pretrain/mobilenet_v2_imagenet_mmdet.pth'
+mobilenet_v2_imagenet = \
+    '{{$MMSTRUCTKD_HOME:~/.cache/mmstructkd}}/pretrain/mobilenet_v2_imagenet_mmdet.pth'
 model = dict(
     type='RetinaNet',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],

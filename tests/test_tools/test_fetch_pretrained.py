@@ -1,0 +1,72 @@
+"""The ImageNet MobileNetV2 weights: one command writes them where the configs look, and a
+missing file is an error that names that command."""
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+import torch
+import torchvision
+from mmengine.config import Config
+
+from mmstructkd.utils.pretrained import (FETCH_COMMAND, MOBILENET_V2_FILES, check_pretrained,
+                                         mobilenet_v2_path)
+from tests.conftest import REPO_ROOT
+
+TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'fetch_imagenet_mobilenet_v2.py')
+CAMVID_STUDENT = osp.join(REPO_ROOT, 'configs', 'structkd',
+                          'fcn_mobilenetv2-d32_8xb8-2k_camvid-240x180.py')
+BCCD_STUDENT = osp.join(REPO_ROOT, 'configs', 'baselines',
+                        'retinanet_mobilenetv2_fpn128-gn_1xb8-24e_bccd-320x240.py')
+
+
+def fetch_tool():
+    spec = importlib.util.spec_from_file_location('fetch_imagenet_mobilenet_v2', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fetch_writes_every_layout_under_mmstructkd_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMSTRUCTKD_HOME', str(tmp_path / 'home'))
+    # torchvision's architecture with random weights stands in for its ImageNet file
+    source = str(tmp_path / 'mobilenet_v2-b0353104.pth')
+    state = torchvision.models.mobilenet_v2().state_dict()
+    torch.save(state, source)
+    fetch_tool().main(['--source', source])
+    for layout, name in MOBILENET_V2_FILES.items():
+        path = tmp_path / 'home' / 'pretrain' / name
+        assert str(path) == mobilenet_v2_path(layout)
+        converted = torch.load(path, weights_only=True)['state_dict']
+        assert all(k.startswith('backbone.') for k in converted)
+        assert torch.equal(converted['backbone.conv1.conv.weight'], state['features.0.0.weight'])
+    # an existing file is kept (no download, no rewrite)
+    mtime = osp.getmtime(mobilenet_v2_path('mmdet'))
+    os.remove(source)
+    fetch_tool().main(['--source', source, '--layout', 'mmdet'])
+    assert osp.getmtime(mobilenet_v2_path('mmdet')) == mtime
+
+
+@pytest.mark.parametrize('config,layout', [(CAMVID_STUDENT, 'mmseg'), (BCCD_STUDENT, 'mmdet')])
+def test_configs_look_in_mmstructkd_home(config, layout, tmp_path, monkeypatch):
+    monkeypatch.setenv('MMSTRUCTKD_HOME', str(tmp_path))
+    cfg = Config.fromfile(config)
+    assert cfg.model.backbone.init_cfg.checkpoint == mobilenet_v2_path(layout)
+    monkeypatch.delenv('MMSTRUCTKD_HOME')
+    cfg = Config.fromfile(config)
+    # not relative to the current directory: mmengine's loaders expand the ~
+    assert cfg.model.backbone.init_cfg.checkpoint.startswith('~/.cache/mmstructkd/pretrain/')
+
+
+def test_missing_weights_name_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMSTRUCTKD_HOME', str(tmp_path))
+    cfg = Config.fromfile(CAMVID_STUDENT)
+    with pytest.raises(FileNotFoundError) as error:
+        check_pretrained(cfg)
+    assert 'model.backbone.init_cfg.checkpoint' in str(error.value)
+    assert FETCH_COMMAND in str(error.value)
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'mine.pth')
+    with pytest.raises(FileNotFoundError, match='init_cfg=None to start from random weights'):
+        check_pretrained(cfg)
+    torch.save({}, str(tmp_path / 'mine.pth'))
+    check_pretrained(cfg)
