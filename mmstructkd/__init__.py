@@ -1,13 +1,12 @@
 """mmstructkd: knowledge distillation for dense prediction and cross-task transfer.
 
 ``import mmstructkd`` (or ``custom_imports=dict(imports=['mmstructkd'])`` in a config)
-registers every distiller, recorder, connector, loss and hook, and lets ``torch.load`` with
-``weights_only=True`` read mmengine checkpoints (needed by ``--resume`` on torch >= 2.6).
+registers every distiller, recorder, connector, loss, hook and ``mmstructkd.SafeRunner``. It
+changes no global state of torch, numpy or mmengine: checkpoints are loaded by
+:func:`mmstructkd.utils.safe_load` (``weights_only=True`` with an allow-list applied only
+inside its own loads).
 """
-from .utils.checkpoint import allow_mmengine_checkpoint_globals
 from .version import __version__
-
-allow_mmengine_checkpoint_globals()
 
 from . import compression, datasets, engine, models  # noqa: E402,F401  (registers everything)
 

@@ -2,14 +2,21 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]]
                                  [--cfg-options k=v ...] [--launcher pytorch]
+
+The runner is a ``mmstructkd.SafeRunner``: checkpoints are loaded with ``weights_only=True``
+only, written atomically with every rank's random state, and ``--resume`` continues exactly
+(the config of a resumed run is the one given here; the one stored in the checkpoint is never
+executed). ``--resume`` without a path falls back to the newest intact checkpoint of the work
+dir when the latest one is truncated.
 """
 import argparse
 
 from mmstructkd.utils.launch import (add_common_args, build_runner, finish_launch,
                                      load_cli_config)
+from mmstructkd.utils.pretrained import check_pretrained
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train (or distil) a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true', default=False,
@@ -21,12 +28,14 @@ def parse_args():
         help='resume from the given checkpoint; without a path, from the latest checkpoint '
         'in the work dir')
     add_common_args(parser)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     cfg = load_cli_config(args)
+    # Before anything is built: a missing ImageNet file is named with the command that makes it.
+    check_pretrained(cfg)
 
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':

@@ -9,7 +9,6 @@ import os.path as osp
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 
@@ -63,9 +62,12 @@ def load_cli_config(args: argparse.Namespace) -> Config:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Prepare the launcher (see :func:`prepare_launch`) and build the configured runner."""
+    """Prepare the launcher (see :func:`prepare_launch`) and build the configured runner as a
+    :class:`mmstructkd.engine.SafeRunner` (``runner_type``, if set, with SafeRunner's loading,
+    saving and resume mixed in): every checkpoint it reads goes through the safe loader."""
+    from mmstructkd.engine.runner import build_safe_runner
     prepare_launch(cfg)
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    return build_safe_runner(cfg)
 
 
 def finish_launch() -> None:

@@ -2,12 +2,13 @@
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmstructkd.registry import HOOKS
+from mmstructkd.utils.checkpoint import atomic_save
+from mmstructkd.utils.safe_load import encode_state
 from .distill_loss_weight_hook import get_distiller
 
 
@@ -45,7 +46,8 @@ class StudentCheckpointHook(Hook):
         student = get_distiller(runner).student
         meta = dict(epoch=epochs_done, iter=iters_done, source=osp.basename(last),
                     dataset_meta=getattr(runner.train_dataloader.dataset, 'metainfo', None))
-        torch.save(dict(meta=meta, state_dict=student.state_dict()), out)
+        # Plain data (torch's default weights_only=True reads it), written atomically.
+        atomic_save(dict(meta=encode_state(meta), state_dict=student.state_dict()), out)
         print_log(f'Saved the student alone to {out}', logger='current')
 
     # The loops count an iteration/epoch as done only after these hooks (as CheckpointHook does).

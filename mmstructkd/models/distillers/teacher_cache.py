@@ -34,6 +34,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmstructkd.datasets import KEY_FIELD
+from mmstructkd.utils.safe_load import safe_load
 
 #: Cache format; bumped when entries or the manifest change meaning.
 FORMAT_VERSION = 1
@@ -227,7 +228,7 @@ class TeacherCache:
                       logger='current', level=30)
             os.remove(path)
             return None
-        return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
+        return safe_load(payload, map_location='cpu', role='teacher_cache entry', name=path)
 
     def _store(self, key: tuple, entry: dict) -> None:
         if self._size >= self.max_bytes:
