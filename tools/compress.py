@@ -24,6 +24,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmstructkd.compression import BlockwiseCompressor, build_classifier, to_markdown, top1_of
+from mmstructkd.engine import SafeRunner
 from mmstructkd.utils import extract_student_state_dict
 
 
@@ -55,7 +56,7 @@ def _runner(config: str, work_dir: str, **options) -> Runner:
     cfg.work_dir = work_dir
     cfg.experiment_name = osp.basename(work_dir)  # the Runner appends a timestamp
     cfg.merge_from_dict(options)
-    return Runner.from_cfg(cfg)
+    return SafeRunner.from_cfg(cfg)  # loads (teacher load_from) through the safe loader
 
 
 def _train_and_validate(config: str, work_dir: str) -> tuple:
@@ -78,6 +79,8 @@ def main(argv=None) -> dict:
         else ('params', args.params_budget)
 
     compressor = BlockwiseCompressor(cfg, args.checkpoint, config_path=args.config)
+    # An impossible budget is refused now, not after the whole block-wise search.
+    compressor.check_budget(kind, budget)
     compressor.search(cache=args.search_cache or osp.join(work_dir, 'blockwise_search.pth'))
     selection = compressor.select(kind, budget)
     emitted = compressor.emit(selection, work_dir)

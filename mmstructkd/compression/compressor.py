@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmstructkd.registry import MODELS, build_own
-from mmstructkd.utils import load_teacher_checkpoint
+from mmstructkd.utils import load_teacher_checkpoint, safe_load
 from .block_trainer import BlockwiseTrainer, CandidateResult, candidates_state
 from .complexity import complexity, model_complexity
 from .emission import dump, kd_config, save_checkpoint, student_config, student_state_dict
@@ -176,7 +176,7 @@ class BlockwiseCompressor:
             cache (str, optional): File the results are read from / written to.
         """
         if cache is not None and osp.isfile(cache):
-            saved = torch.load(cache, map_location='cpu', weights_only=True)
+            saved = safe_load(cache, map_location='cpu', role='block-wise search cache')
             if saved['candidates'] == self.candidates:
                 self.results = {n: [CandidateResult(**r) for r in rs]
                                 for n, rs in saved['results'].items()}
@@ -198,6 +198,38 @@ class BlockwiseCompressor:
             os.replace(cache + '.part', cache)
         return self.results
 
+    def _fixed_costs(self) -> Dict[str, int]:
+        """FLOPs / params of what no candidate replaces (stem, neck, head)."""
+        names = list(self.candidates)
+        return {k: self.teacher_complexity[''][k] - sum(self.costs[n][0][k] for n in names)
+                for k in BUDGET_KINDS}
+
+    def check_budget(self, kind: str, budget: Union[str, float]) -> float:
+        """Refuse a budget no student of the search space meets, before any training.
+
+        The candidates' costs are known from the start (:attr:`costs`), so an impossible budget
+        is found here, not after the block-wise search.
+
+        Returns:
+            float: The budget as an absolute count.
+        """
+        if kind not in BUDGET_KINDS:
+            raise ValueError(f'budget kind must be one of {BUDGET_KINDS}, got {kind!r}')
+        value = parse_budget(budget)
+        total = self.teacher_complexity[''][kind]
+        absolute = value * total if value <= 1 else value
+        names = list(self.candidates)
+        fixed = self._fixed_costs()
+        cheapest = fixed[kind] + sum(min(c[kind] for c in self.costs[n]) for n in names)
+        if cheapest > absolute:
+            raise ValueError(
+                f'{kind} budget {absolute:.4g} ({budget}) cannot be met: the teacher has '
+                f'{total:.4g}, its fixed parts (stem, neck, head) {fixed[kind]:.4g}, and the '
+                f'cheapest student of this search space {cheapest:.4g} '
+                f'({cheapest / total:.3f} of the teacher). Raise the budget or add cheaper '
+                'candidates (compression.search_space).')
+        return absolute
+
     def select(self, kind: str, budget: Union[str, float]) -> dict:
         """Choose one candidate per unit: least summed block-wise error within the budget.
 
@@ -210,25 +242,12 @@ class BlockwiseCompressor:
             dict: ``choice`` (unit -> candidate index), ``budget`` (kind, given, absolute),
             ``predicted`` (whole-model FLOPs and params of the choice).
         """
-        if kind not in BUDGET_KINDS:
-            raise ValueError(f'budget kind must be one of {BUDGET_KINDS}, got {kind!r}')
         if self.results is None:
             raise RuntimeError('run search() before select(): the choice needs the block-wise '
                                'errors')
-        value = parse_budget(budget)
-        total = self.teacher_complexity[''][kind]
-        absolute = value * total if value <= 1 else value
+        absolute = self.check_budget(kind, budget)
         names = list(self.candidates)
-        fixed = {k: self.teacher_complexity[''][k] - sum(self.costs[n][0][k] for n in names)
-                 for k in BUDGET_KINDS}
-        cheapest = fixed[kind] + sum(min(c[kind] for c in self.costs[n]) for n in names)
-        if cheapest > absolute:
-            raise ValueError(
-                f'{kind} budget {absolute:.4g} ({budget}) cannot be met: the teacher has '
-                f'{total:.4g}, its fixed parts (stem, neck, head) {fixed[kind]:.4g}, and the '
-                f'cheapest student of this search space {cheapest:.4g} '
-                f'({cheapest / total:.3f} of the teacher). Raise the budget or add cheaper '
-                'candidates (compression.search_space).')
+        fixed = self._fixed_costs()
         picks = select_candidates([[c[kind] for c in self.costs[n]] for n in names],
                                   [[r.error for r in self.results[n]] for n in names],
                                   absolute - fixed[kind],
@@ -271,8 +290,8 @@ class BlockwiseCompressor:
             paths[name] = save_checkpoint(state, osp.join(out_dir, f'{name}.pth'),
                                           dict(meta, blockwise_trained=trained))
         student = build_classifier(cfg)
-        state = torch.load(paths['student_blockwise'], map_location='cpu',
-                           weights_only=True)['state_dict']
+        state = safe_load(paths['student_blockwise'], map_location='cpu',
+                          role='block-wise student checkpoint')['state_dict']
         student.load_state_dict(state, strict=True)  # the emitted pair must match exactly
         measured = model_complexity(student, self.input_shape)['']
 

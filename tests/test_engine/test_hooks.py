@@ -62,3 +62,24 @@ def test_hooks_scale_and_stop_distillation_in_a_runner(hook, scales, kd_logged, 
     assert len(hub.get_scalar('train/distill.loss_kd').data[0]) == kd_logged
     if hook['type'].endswith('StopDistillationHook'):
         assert len(teacher_calls) == 2  # the teacher no longer runs once distillation stops
+
+
+def test_a_schedule_past_the_end_of_the_run_warns_at_before_train():
+    import warnings
+    from types import SimpleNamespace
+    runner = SimpleNamespace(model=SimpleNamespace(loss_scales=dict(loss_kd=1.0)),
+                             max_iters=100, max_epochs=12)
+    with pytest.warns(UserWarning, match=r'stop_iter=100 is at or after the end of the run '
+                      r'\(max_iters=100\), so distillation never stops'):
+        StopDistillationHook(stop_iter=100).before_train(runner)
+    with pytest.warns(UserWarning, match=r'stop_epoch=15 .*max_epochs=12'):
+        StopDistillationHook(stop_epoch=15).before_train(runner)
+    with pytest.warns(UserWarning, match=r'never take effect: loss_kd: \[\(200, 0.0\)\]\. '
+                      r'Move them inside the run or raise train_cfg.max_iters'):
+        DistillLossWeightHook(dict(loss_kd=[(0, 0.0), (50, 1.0), (200, 0.0)]),
+                              linear=True).before_train(runner)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # inside the run: silent
+        StopDistillationHook(stop_iter=99).before_train(runner)
+        DistillLossWeightHook(dict(loss_kd=[(0, 0.0), (11, 1.0)]),
+                              by_epoch=True).before_train(runner)

@@ -1,5 +1,6 @@
 """Hooks that change the weights of distillation losses during training, or stop them."""
 import bisect
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.hooks import Hook
@@ -35,9 +36,10 @@ class DistillLossWeightHook(Hook):
             the next point. Defaults to False.
 
     Example:
-        >>> # warm the KD loss up over 1000 iterations, stop it at 20000
+        >>> # warm the KD loss up over 1000 iterations, switch it off at 20000 (of a longer run)
         >>> custom_hooks = [dict(type='mmstructkd.DistillLossWeightHook', linear=True,
-        ...                      schedule=dict(loss_kd=[(0, 0.), (1000, 1.), (20000, 1.)]))]
+        ...                      schedule=dict(loss_kd=[(0, 0.), (1000, 1.), (19999, 1.),
+        ...                                             (20000, 0.)]))]
     """
 
     priority = 'NORMAL'
@@ -79,6 +81,25 @@ class DistillLossWeightHook(Hook):
         if unknown:
             raise ValueError(f'DistillLossWeightHook: schedule names losses {unknown} that the '
                              f'distiller does not have; it has {sorted(distiller.loss_scales)}.')
+        self._warn_past_end(runner)
+
+    def _warn_past_end(self, runner) -> None:
+        """Warn about schedule points the run never reaches (at or after its last
+        iteration/epoch): a schedule written for a longer run."""
+        unit, limit = ('epoch', runner.max_epochs) if self.by_epoch \
+            else ('iteration', runner.max_iters)
+        late = {name: [p for p in points if p[0] >= limit]
+                for name, points in self.schedule.items()}
+        late = {name: points for name, points in late.items() if points}
+        if late:
+            _warn(self._past_end_message(late, unit, limit))
+
+    def _past_end_message(self, late: Dict[str, list], unit: str, limit: int) -> str:
+        where = 'max_epochs' if unit == 'epoch' else 'max_iters'
+        listed = '; '.join(f'{name}: {points}' for name, points in late.items())
+        return (f'{type(self).__name__}: schedule points start at or after the end of the run '
+                f'({where}={limit}; the last {unit} is {limit - 1}), so they never take '
+                f'effect: {listed}. Move them inside the run or raise train_cfg.{where}.')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None):
         distiller = get_distiller(runner)
@@ -115,3 +136,17 @@ class StopDistillationHook(DistillLossWeightHook):
         by_epoch = stop_epoch is not None
         stop = stop_epoch if by_epoch else stop_iter
         super().__init__(schedule={'*': [(0, 1.0), (stop, 0.0)]}, by_epoch=by_epoch)
+        self.stop = stop
+
+    def _past_end_message(self, late: Dict[str, list], unit: str, limit: int) -> str:
+        arg, where = ('stop_epoch', 'max_epochs') if self.by_epoch else ('stop_iter',
+                                                                         'max_iters')
+        return (f'StopDistillationHook: {arg}={self.stop} is at or after the end of the run '
+                f'({where}={limit}), so distillation never stops. Set {arg} below {limit}, '
+                'or drop the hook.')
+
+
+def _warn(message: str) -> None:
+    """A warning in the run's log and on stderr (``warnings``)."""
+    print_log(message, logger='current', level=30)
+    warnings.warn(message, UserWarning, stacklevel=3)

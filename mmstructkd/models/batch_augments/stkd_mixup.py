@@ -13,6 +13,7 @@ import torch
 from mmpretrain.registry import BATCH_AUGMENTS
 from torch import Tensor
 
+from mmstructkd.utils.model_checks import STKD_MIXUP_HINT
 from .mix_record import ADD_AUGMENT_HINT, MixRecord, attach_record, is_hard_label
 
 
@@ -77,6 +78,13 @@ class STKDMixup:
         Returns:
             tuple[Tensor, Tensor]: Mixed inputs (N, C, H, W) and mixed scores (N, num_classes).
         """
+        if not isinstance(batch_inputs, Tensor) or not isinstance(batch_score, Tensor):
+            # What a segmentation / detection preprocessor passes: (inputs, data samples).
+            raise TypeError(
+                f'STKDMixup got ({type(batch_inputs).__name__}, '
+                f'{type(batch_score).__name__}), not (images, one-hot scores): it is called '
+                'by a data preprocessor other than mmpretrain\'s ClsDataPreprocessor. '
+                f'{STKD_MIXUP_HINT}.')
         if batch_score.dim() != 2 or batch_score.shape[0] != batch_inputs.shape[0]:
             raise ValueError(f'STKDMixup: expected one-hot scores of shape (N, num_classes) '
                              f'with N={batch_inputs.shape[0]}, got {tuple(batch_score.shape)}')

@@ -43,6 +43,26 @@ def _to_fp32(obj: Any) -> Any:
     return obj
 
 
+def _check_loss_weight(name: str, loss: nn.Module) -> None:
+    """A distillation loss with a negative ``loss_weight`` pushes the student away from the
+    teacher: refused."""
+    weight = getattr(loss, 'loss_weight', None)
+    if weight is None:
+        return
+    values = weight.values() if isinstance(weight, dict) else \
+        weight if isinstance(weight, (list, tuple)) else [weight]
+    for value in values:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, RuntimeError):  # not one number: not checked
+            continue
+        if number < 0:
+            raise ValueError(
+                f'distill_losses["{name}"] ({type(loss).__name__}) has loss_weight={weight}: a '
+                'negative weight maximises the distance to the teacher. Use a weight >= 0 (0 '
+                'switches the loss off; DistillLossWeightHook schedules it over training).')
+
+
 @MODELS.register_module()
 class SingleTeacherDistiller(BaseModel):
     """Distils a frozen teacher into a student through recorded tensors and losses.
@@ -109,6 +129,10 @@ class SingleTeacherDistiller(BaseModel):
             config or dataset is refused.
         teacher_mode (str): The ``mode`` the teacher's forward runs in. Defaults to
             ``'tensor'`` (backbone, neck and head outputs; no losses, no post-processing).
+        skip_nonfinite (bool): What a distillation loss that is NaN or infinite does: False
+            (default) raises an error naming it; True drops that step's distillation losses
+            (the student still takes its task-loss step) with a warning, counted in
+            :attr:`nonfinite_steps`.
         data_preprocessor (dict, optional): The student's data preprocessor config when the
             student config does not hold one (the Runner passes a config's top-level
             ``data_preprocessor`` here, as mmpretrain configs need). The distiller always
@@ -133,6 +157,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher_mode: str = 'tensor',
                  teacher_runtime: Optional[dict] = None,
                  teacher_cache: Optional[dict] = None,
+                 skip_nonfinite: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         # A data_preprocessor given here is what the Runner passes from a config's top level
@@ -198,6 +223,10 @@ class SingleTeacherDistiller(BaseModel):
                 raise ValueError(f'distill loss name "{name}" must contain "loss": mmengine '
                                  'sums only the outputs whose name does (e.g. "loss_kd").')
             self.distill_losses[name] = build_own(MODELS, cfg)
+            _check_loss_weight(name, self.distill_losses[name])
+        self.skip_nonfinite = skip_nonfinite
+        #: Steps whose distillation losses were dropped as non-finite (``skip_nonfinite``).
+        self.nonfinite_steps = 0
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
         self._check_mappings()
         #: Runtime multiplier of each distillation loss, set by DistillLossWeightHook.
@@ -349,13 +378,40 @@ class SingleTeacherDistiller(BaseModel):
                     self.student(inputs, data_samples, mode='tensor')
             used_connectors = set()
             if distill:
-                losses.update(self._distill_losses(inputs, data_samples, used_connectors))
+                distilled = self._distill_losses(inputs, data_samples, used_connectors)
+                losses.update(self._finite_or_skipped(distilled, used_connectors))
             self._touch_unused_connectors(losses, used_connectors)
         finally:
             # Recorded tensors must not outlive the step (memory, stale data).
             self.teacher_recorders.reset()
             self.student_recorders.reset()
         return losses
+
+    def _finite_or_skipped(self, distilled: Dict[str, Tensor], used_connectors: set
+                           ) -> Dict[str, Tensor]:
+        """The distillation losses if all are finite; otherwise an error naming the non-finite
+        ones, or (``skip_nonfinite=True``) none of them, with a warning."""
+        tensors = [(k, v) for k, v in distilled.items() if isinstance(v, Tensor)]
+        if not tensors or bool(torch.stack([torch.isfinite(v.detach()).all()
+                                            for _, v in tensors]).all()):
+            return distilled
+        bad = {k: v.detach().float().flatten()[:4].tolist() for k, v in tensors
+               if not bool(torch.isfinite(v.detach()).all())}
+        if not self.skip_nonfinite:
+            raise FloatingPointError(
+                f'distillation loss {", ".join(bad)} is not finite at this step ({bad}). '
+                'Usual causes: a learning rate or loss_weight too high, a teacher or student '
+                'map that overflows (fp16), a loss input out of its domain. Lower them, or set '
+                'skip_nonfinite=True on the distiller to drop a step\'s distillation losses '
+                'when this happens (the student still trains on its task losses).')
+        self.nonfinite_steps += 1
+        print_log(f'distillation loss {", ".join(bad)} is not finite ({bad}): this step\'s '
+                  f'distillation losses are skipped (skip_nonfinite=True; '
+                  f'{self.nonfinite_steps} step(s) so far).', logger='current', level=30)
+        used_connectors.clear()  # their parameters get a zero gradient instead
+        if hasattr(self, '_critic_batch'):  # the adversarial critic's inputs of this step
+            self._critic_batch = None
+        return {}
 
     def _run_teacher(self, inputs: Tensor, data_samples: Any) -> Buffers:
         """Run the teacher on ``inputs`` (the student's batch) and return its recorder buffers
