@@ -47,13 +47,18 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_cli_config(args: argparse.Namespace) -> Config:
-    """Load ``args.config`` and apply the common options (work dir: CLI > config > default)."""
+    """Load ``args.config`` and apply the common options (work dir: CLI > config > default).
+
+    The config is loaded by :func:`mmstructkd.utils.config_loading.load_config`: a missing
+    ``_base_`` names the config that inherits it, and the top-level variables the config (or
+    ``--cfg-options``) sets reach the places its bases derived from them (``data_root``,
+    ``metainfo``, ``num_classes``, ``teacher_ckpt``, ``max_iters``, ...; docs/own_data.md).
+    """
+    from mmstructkd.utils.config_loading import load_config
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
