@@ -526,7 +526,9 @@ def _open_source(source: Union[str, bytes, IO[bytes]], name: Optional[str], role
         return local, f'{source} (cached as {local})'
     path = osp.expanduser(source)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{role} "{source}" does not exist.')
+        from .pretrained import missing_weights_hint  # how to make the ImageNet files
+        raise FileNotFoundError(f'{role} "{source}" does not exist.' +
+                                missing_weights_hint(path))
     if osp.getsize(path) == 0:
         raise CorruptCheckpointError(
             f'{role} "{source}" is empty (0 bytes): an interrupted write or a full disk leaves '

@@ -70,3 +70,13 @@ def test_missing_weights_name_the_command(tmp_path, monkeypatch):
         check_pretrained(cfg)
     torch.save({}, str(tmp_path / 'mine.pth'))
     check_pretrained(cfg)
+
+
+def test_the_safe_loader_names_the_command_too(tmp_path):
+    # what a toolbox's own train.py with runner_type='mmstructkd.SafeRunner' reports
+    from mmstructkd.utils import safe_load
+    with pytest.raises(FileNotFoundError, match='fetch_imagenet_mobilenet_v2.py'):
+        safe_load(str(tmp_path / 'mobilenet_v2_imagenet_mmdet.pth'))
+    with pytest.raises(FileNotFoundError) as error:
+        safe_load(str(tmp_path / 'other.pth'))
+    assert 'fetch' not in str(error.value)
