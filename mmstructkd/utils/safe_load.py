@@ -325,7 +325,7 @@ def encode_state(obj: Any) -> Any:
         if hasattr(obj, '_metadata'):  # a module state dict's version information
             encoded._metadata = obj._metadata
         return encoded
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, '_fields'):
+    if type(obj) in (list, tuple):  # (subclasses such as torch.Size are kept as they are)
         return type(obj)(encode_state(x) for x in obj)
     return obj
 
