@@ -22,12 +22,13 @@ import os.path as osp
 
 import numpy as np
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
 from bccd import DATA_ROOT, METRIC, SHARED_VARIANTS, WORK_ROOT
 from common import REPO_ROOT, markdown_table, seed_stats, write_json
+
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
 
 CLASSES = ('RBC', 'WBC', 'Platelets')
 

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
@@ -35,8 +34,10 @@ from bccd_test_split import CLASSES, final_student_weights, student_test_config
 from cls2det_bccd import TEACHER_CONFIG
 from common import REPO_ROOT, markdown_table, write_json
 
-import mmstructkd  # noqa: F401,E402 (registers the distillers; safe torch.load globals)
+import mmstructkd  # noqa: F401,E402 (registers the distillers)
 from mmstructkd.utils import build_model_from_spec  # noqa: E402
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
+from mmstructkd.utils import load_model_checkpoint as load_checkpoint  # noqa: E402
 
 
 def target_stats(logits: torch.Tensor, labels: torch.Tensor, taus: Sequence[float],

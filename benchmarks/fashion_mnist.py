@@ -20,12 +20,13 @@ import tempfile
 from typing import Dict, Optional
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 # isort: split
 from common import REPO_ROOT, add_report_argument
 from common import compare as common_compare
 from common import run_config
+
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
 
 DATA_ROOT = osp.join(REPO_ROOT, 'data', 'fashion_mnist')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'fashion_mnist')

@@ -22,14 +22,15 @@ from typing import List
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
 from bccd import DATA_ROOT, WORK_ROOT
 from common import REPO_ROOT, markdown_table, write_json
 
-import mmstructkd  # noqa: F401,E402 (registers the distiller; safe torch.load globals)
+import mmstructkd  # noqa: F401,E402 (registers the distiller)
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
+from mmstructkd.utils import load_model_checkpoint as load_checkpoint  # noqa: E402
 from mmstructkd.models.losses import HCLLoss  # noqa: E402
 from mmstructkd.registry import MODELS  # noqa: E402
 

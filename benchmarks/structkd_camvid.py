@@ -12,7 +12,8 @@
    that the distilled runs read the teacher's outputs from the teacher-output cache: the
    teacher runs once per view for all variants and seeds together.
 
-Every run is a normal mmengine Runner on a config of ``configs/`` and writes
+Every run is a ``SafeRunner`` (mmengine's Runner with safe loading, crash-safe checkpoints
+and an exact resume) on a config of ``configs/`` and writes
 ``benchmarks/results/structkd_camvid_runs/<run>.json`` (committed); a finished run is reused
 (the teacher while its checkpoint exists) and an interrupted one resumes from its last
 checkpoint in ``<work-dir>/<run>``, so the benchmark can be stopped and started again (it
@@ -33,11 +34,12 @@ import time
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 # isort: split
 # benchmarks/ helpers (this script's folder is on sys.path)
 from common import REPO_ROOT, imagenet_mobilenet_v2
+
+from mmstructkd.engine import SafeRunner
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
@@ -127,7 +129,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
             cfg.model.teacher_cache = dict(dir=osp.join(args.work_dir, 'teacher_cache'),
                                            dtype='fp16')
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    runner = Runner.from_cfg(cfg)
+    runner = SafeRunner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
     wall_time = time.perf_counter() - start

@@ -21,12 +21,12 @@ import time
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from mmstructkd.testing import make_seg_dataset  # noqa: E402
+from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
 RUNS = [

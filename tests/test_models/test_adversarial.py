@@ -5,10 +5,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.runner import Runner
 
+from mmstructkd.engine import SafeRunner
 from mmstructkd.models.discriminators import (SpectralNormConv2d, StructKDDiscriminator,
                                               gradient_penalty)
+from mmstructkd.utils import safe_load
 from tests.conftest import load_config
 from tests.test_tools.test_train_toolboxes import save_teacher
 
@@ -159,7 +160,7 @@ def adversarial_runner(data_roots, tmp_path):
         defaults.update(options)
         cfg = load_config('tiny_seg_adversarial', data_roots['seg'], str(tmp_path / work),
                           **defaults)
-        return Runner.from_cfg(cfg)
+        return SafeRunner.from_cfg(cfg)
 
     return make
 
@@ -231,7 +232,7 @@ def test_resume_restores_the_critic_and_both_optimizers(adversarial_runner, tmp_
     first = adversarial_runner(work='first', **{'train_cfg.max_iters': 4})
     first.train()
     ckpt_path = osp.join(str(tmp_path), 'first', 'iter_4.pth')
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    ckpt = safe_load(ckpt_path)
     assert set(ckpt['optimizer']) == {'generator', 'discriminator'}
     resumed = adversarial_runner(work='resumed', **{'train_cfg.max_iters': 4})
     resumed._resume, resumed._load_from = True, ckpt_path
