@@ -2,13 +2,16 @@
 # detectors' backbone) fine-tuned on the cell crops of BCCD train (RBC, WBC, Platelets; mmdet's
 # class order), 112x112 inputs. benchmarks/cls2det_bccd.py builds the crops with
 #   python tools/dataset_converters/coco_to_crops.py ../shared/data/bccd OUT
-# and converts the ImageNet weights (tools/model_converters/mobilenet_v2_tv2mm.py
-# --layout mmpretrain) to the path below.
+# The ImageNet weights (torchvision's, converted for mmpretrain) are written by
+#   python tools/model_converters/fetch_imagenet_mobilenet_v2.py
+# to $MMSTRUCTKD_HOME/pretrain (default ~/.cache/mmstructkd/pretrain), whatever the current
+# directory.
 _base_ = [
     'mmpretrain::_base_/models/mobilenet_v2_1x.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-mobilenet_v2_imagenet = 'work_dirs/pretrain/mobilenet_v2_imagenet_mmpretrain.pth'
+mobilenet_v2_imagenet = \
+    '{{$MMSTRUCTKD_HOME:~/.cache/mmstructkd}}/pretrain/mobilenet_v2_imagenet_mmpretrain.pth'
 data_root = 'work_dirs/bccd_crops/'
 classes = ('RBC', 'WBC', 'Platelets')
 crop_size = 112  # Cls2DetLoss.crop_size of the configs that distil this teacher
