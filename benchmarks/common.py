@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -158,6 +158,65 @@ def seed_stats(values_by_variant: Dict[str, Dict[int, float]]) -> tuple:
     return mean, float(spread)
 
 
+def seed_std(values_by_variant: Dict[str, Dict[int, float]]) -> Dict[str, Optional[float]]:
+    """Sample standard deviation (ddof=1) over the seeds of each variant (None for one seed)."""
+    return {v: (float(np.std(list(s.values()), ddof=1)) if len(s) > 1 else None)
+            for v, s in values_by_variant.items()}
+
+
+def paired_differences(values_by_variant: Dict[str, Dict[int, float]],
+                       references: Sequence[str]) -> Dict[str, Dict[str, dict]]:
+    """Same-seed differences of every variant against each reference variant.
+
+    For reference ``r`` and variant ``v``: ``d_s = v_s - r_s`` for every seed ``s`` both
+    finished. Seeds pair runs that share the data order, the initialisation of the student and
+    the augmentation draws as far as the methods allow, so ``d_s`` removes the part of the
+    seed-to-seed variation the two runs share.
+
+    Returns:
+        dict: ``{r: {v: dict(per_seed={seed: d}, mean, std, min, max, n, positive)}}``;
+        ``std`` is the sample std (None for one seed), ``positive`` the number of seeds with
+        ``d_s > 0``. References that were not run are left out, and so are variants without
+        a seed in common with the reference.
+    """
+    out: Dict[str, Dict[str, dict]] = {}
+    for ref in references:
+        if ref not in values_by_variant:
+            continue
+        base = values_by_variant[ref]
+        out[ref] = {}
+        for variant, by_seed in values_by_variant.items():
+            seeds = [s for s in by_seed if s in base]
+            if variant == ref or not seeds:
+                continue
+            diff = np.array([by_seed[s] - base[s] for s in seeds], dtype=float)
+            out[ref][variant] = dict(
+                per_seed={str(s): round(float(d), 2) for s, d in zip(seeds, diff)},
+                mean=round(float(diff.mean()), 2),
+                std=round(float(diff.std(ddof=1)), 2) if len(diff) > 1 else None,
+                min=round(float(diff.min()), 2), max=round(float(diff.max()), 2),
+                n=len(diff), positive=int((diff > 0).sum()))
+    return out
+
+
+def paired_table(paired: Dict[str, Dict[str, dict]], seeds: Sequence[int]) -> str:
+    """The markdown table of :func:`paired_differences`: one row per variant and reference,
+    each pair once (``b - a`` under reference ``a`` leaves out ``a - b`` under ``b``)."""
+    rows = []
+    refs = list(paired)
+    for i, (ref, by_variant) in enumerate(paired.items()):
+        for variant, d in by_variant.items():
+            if variant in refs[:i]:
+                continue
+            rows.append([f'{variant} - {ref}', f'{d["mean"]:+.2f}',
+                         '-' if d['std'] is None else f'{d["std"]:.2f}',
+                         f'{d["min"]:+.2f}', f'{d["max"]:+.2f}', f'{d["positive"]}/{d["n"]}']
+                        + [f'{d["per_seed"][str(s)]:+.2f}' if str(s) in d['per_seed'] else '-'
+                           for s in seeds])
+    return markdown_table(['paired difference', 'mean', 'std', 'min', 'max', 'seeds > 0']
+                          + [f'seed {s}' for s in seeds], rows)
+
+
 def markdown_table(header: list, rows: list) -> str:
     """A GitHub-markdown table (numbers right-aligned)."""
     def cell(x):
@@ -191,12 +250,14 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
             metric: str, metric_name: str, train_teacher: Callable, train_student: Callable,
             header: Callable[[dict], str], settings: dict, scale: float = 1.0,
             teacher_metric: Optional[str] = None,
-            teacher_metric_name: Optional[str] = None) -> dict:
+            teacher_metric_name: Optional[str] = None,
+            paired_with: Sequence[str] = ()) -> dict:
     """Train the teacher and every variant for every seed, print the table, write the summary.
 
     Args:
         args: ``seeds``, ``variants`` (the ones to run) and ``results`` (summary JSON path; the
-            benchmark's own runs go to ``<results without .json>_runs``); optional ``report``:
+            benchmark's own runs go to ``<results without .json>_runs``, or to ``runs_dir``
+            when ``args`` has one: another summary of the same runs); optional ``report``:
             train nothing, tabulate the runs finished so far (a long CPU benchmark spread over
             sessions) and mark the summary ``complete: false`` while runs are missing;
             optional ``teacher_only``: only make the teacher's checkpoint, and only if a
@@ -218,6 +279,8 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
             (a classifier teacher of detectors); printed unscaled, as ``teacher_metric_name``.
             Defaults to ``metric``.
         teacher_metric_name (str, optional): Its name. Defaults to ``metric_name``.
+        paired_with (sequence of str): Reference variants of the same-seed differences
+            (:func:`paired_differences`), printed as a second table and stored as ``paired``.
 
     Returns:
         dict | None: None for ``teacher_only``; else the summary written to ``args.results``:
@@ -229,7 +292,7 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
     """
     global _report_only, _result_suffices, _ensure_teacher
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
-    runs_dir = osp.splitext(args.results)[0] + '_runs'
+    runs_dir = getattr(args, 'runs_dir', None) or osp.splitext(args.results)[0] + '_runs'
     teacher_only = bool(getattr(args, 'teacher_only', False))
     _report_only = bool(getattr(args, 'report', False))
     _result_suffices = True  # the checkpoint is made when a run needs it (ensure_teacher)
@@ -294,13 +357,20 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         print(f'PARTIAL: {method} and {baseline} were not both run; no gain')
     print(markdown_table(['variant', f'{metric_name} (mean)'] + [f'seed {s}' for s in seeds] +
                          ['train time (s/run)'], rows))
+    std = seed_std(values)
+    paired = paired_differences(values, paired_with) if paired_with else None
+    if paired:
+        print(f'\nPaired {metric_name} differences (same seed):')
+        print(paired_table(paired, seeds))
     summary = dict(
         gain=_round(gains[baseline]), spread=_round(spread), complete=complete,
         # complete covers the requested variants; say which of the benchmark's were not
         not_requested=[v for v in variants if v not in requested],
         method=method, baseline=baseline,
         metric=metric, scale=scale, **{f'gain_over_{v}': _round(g) for v, g in gains.items()},
-        mean={v: round(m, 2) for v, m in mean.items()}, settings=settings,
+        mean={v: round(m, 2) for v, m in mean.items()},
+        std={v: None if x is None else round(x, 2) for v, x in std.items()},
+        **({} if paired is None else dict(paired=paired)), settings=settings,
         teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__, device=device_name()),
         runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], value=values[v][s],

@@ -7,6 +7,21 @@ images), the student alone and logit KD are trained once and shared by every ben
 compares with them (``benchmarks/results/fashion_mnist_runs``); each benchmark adds its own
 method's runs (``benchmarks/results/<benchmark>_runs``). :func:`compare` runs the whole
 comparison and reports it.
+
+The budget (training-set size, epochs, the teacher's epochs, replayable views) is set by
+options. Every run name holds it, and a summary of any budget but the first, small one (5000
+images, 15 epochs: the committed ``<benchmark>.json``) goes to ``<benchmark>_<budget>.json``
+(:func:`budget_tag`, e.g. ``stkd_fashion_mnist_60k-20e.json``), its own runs to
+``<benchmark>_<budget>_runs/``: a new budget never reuses or replaces the small-budget results.
+
+``--views V`` wraps every variant's training set in ``ReplayableViews`` (``V`` replayable
+augmentation views per image, the same for every variant and seed) and gives the distillers of
+``--cache-variants`` (default: logit KD) the teacher-output cache (``model.teacher_cache``, one
+folder per variant, teacher and data, shared by the seeds): the teacher then runs about ``V``
+times per image instead of once per epoch. Methods with batch augments (STKD's mixup) cannot
+use it: the batch is mixed after the dataset, so a cached output would belong to another input
+(``SingleTeacherDistiller._build_teacher_cache`` refuses them); they run the teacher every step
+on the same views. ReviewKD's variants can, but are slower with it here (``CACHE_VARIANTS``).
 """
 import argparse
 import copy
@@ -17,7 +32,7 @@ import os.path as osp
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 
@@ -39,6 +54,16 @@ KD_CONFIG = osp.join(REPO_ROOT, 'configs', 'kd',
                      'kd_resnet18-w32_resnet18-w8_1xb128-15e_fashion-mnist.py')
 #: Variants whose runs every benchmark shares (same config, schedule, data, seeds).
 SHARED_VARIANTS = ('student', 'kd')
+#: The first, small budget: its summaries are the committed ``<benchmark>.json`` files.
+SMALL_BUDGET = dict(subset=5000, epochs=15, teacher_epochs=3, teacher_subset=0, views=0)
+#: Training images of Fashion-MNIST.
+TRAIN_SIZE = 60000
+#: Variants that read the teacher from the cache with ``--views`` by default. ReviewKD's
+#: variants could (no batch augments) but are slower with it on this CPU: one cached view of
+#: its five teacher stages is ~97 KB (fp16), and reading 128 of them per step (checksum, safe
+#: unpickling, decoding) took 2.46 s against 1.29 s with the teacher run (measured, 1 thread);
+#: logit KD's entries are 10 values: 0.36 s against 0.55-0.64 s.
+CACHE_VARIANTS = ('kd', )
 FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
          't10k-labels-idx1-ubyte')
 
@@ -96,8 +121,14 @@ def _inner(dataset: dict) -> dict:
     return dataset
 
 
-def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
-    """The options every Fashion-MNIST benchmark shares (same defaults, so runs are shared)."""
+def add_arguments(parser: argparse.ArgumentParser, results: str,
+                  budget_named: bool = False) -> None:
+    """The options every Fashion-MNIST benchmark shares (same defaults, so runs are shared).
+
+    ``budget_named``: ``--results`` defaults to ``results`` for the small budget and to
+    ``<results stem>_<budget tag>.json`` for any other (:func:`results_path`); also adds
+    ``--views`` and the teacher cache's options.
+    """
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--epochs', type=int, default=15, help='student epochs')
     parser.add_argument('--subset', type=int, default=5000,
@@ -110,14 +141,64 @@ def add_arguments(parser: argparse.ArgumentParser, results: str) -> None:
     parser.add_argument('--work-dir', default=WORK_ROOT,
                         help='work dirs of the runs (teacher, student alone and logit KD are '
                         'shared by the benchmarks that use the same folder and settings)')
-    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
-                                                      results))
+    default = osp.join(REPO_ROOT, 'benchmarks', 'results', results)
+    if budget_named:
+        parser.add_argument('--views', type=int, default=0,
+                            help='wrap every variant\'s training set in ReplayableViews with V '
+                            'views per image (0: the plain pipeline) and give the distillers '
+                            'that allow it the teacher-output cache')
+        parser.add_argument('--cache-dtype', default='fp16', choices=['fp16', 'bf16', 'fp32'],
+                            help='storage type of the teacher cache (with --views)')
+        parser.add_argument('--cache-variants', nargs='*', default=list(CACHE_VARIANTS),
+                            help='with --views: the variants that read the teacher from the '
+                            'cache (those whose method allows it; none: the teacher runs every '
+                            'step, the cache\'s control)')
+        parser.add_argument('--results', default=None,
+                            help=f'summary JSON (default: {osp.relpath(default, REPO_ROOT)} for '
+                            'the small budget, <stem>_<budget>.json otherwise)')
+        parser.set_defaults(results_default=default)
+    else:
+        parser.add_argument('--results', default=default)
     add_report_argument(parser)
+
+
+def _size_tag(n: Optional[int]) -> str:
+    n = n or TRAIN_SIZE
+    return f'{n // 1000}k' if n % 1000 == 0 else str(n)
+
+
+def budget_tag(args: argparse.Namespace) -> str:
+    """What sets a Fashion-MNIST budget apart from the small one, for file names: ``''`` for
+    the small budget, else ``<images>-<epochs>e`` (``60k-20e``) plus ``_t<epochs>e[-<images>]``
+    for another teacher and ``_v<views>`` for replayable views."""
+    # 0 and None both mean "all images" / "no views"
+    budget = {k: getattr(args, k, SMALL_BUDGET[k]) or 0 for k in SMALL_BUDGET}
+    if budget == SMALL_BUDGET:
+        return ''
+    tag = f'{_size_tag(budget["subset"])}-{budget["epochs"]}e'
+    if (budget['teacher_epochs'], budget['teacher_subset'] or 0) != (
+            SMALL_BUDGET['teacher_epochs'], SMALL_BUDGET['teacher_subset']):
+        tag += f'_t{budget["teacher_epochs"]}e'
+        if budget['teacher_subset']:
+            tag += f'-{_size_tag(budget["teacher_subset"])}'
+    if budget['views']:
+        tag += f'_v{budget["views"]}'
+    return tag
+
+
+def results_path(args: argparse.Namespace) -> str:
+    """The summary JSON: ``--results`` when given, else the default named after the budget
+    (sets ``args.results``)."""
+    if getattr(args, 'results', None) is None:
+        stem, ext = osp.splitext(args.results_default)
+        tag = budget_tag(args)
+        args.results = f'{stem}_{tag}{ext}' if tag else args.results_default
+    return args.results
 
 
 def shared_runs_dir(args: argparse.Namespace) -> str:
     """Results of the runs every Fashion-MNIST benchmark shares (teacher, student, logit KD)."""
-    return osp.join(osp.dirname(osp.abspath(args.results)), 'fashion_mnist_runs')
+    return osp.join(osp.dirname(osp.abspath(results_path(args))), 'fashion_mnist_runs')
 
 
 def teacher_checkpoint(args: argparse.Namespace) -> tuple:
@@ -147,9 +228,49 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
         name += f'_t{args.teacher_epochs}e-{args.teacher_subset or "all"}'
+    views = getattr(args, 'views', 0)
+    if views:
+        name += f'_v{views}'
+        cache = use_views(cfg, views, cache_dir=None
+                          if variant not in getattr(args, 'cache_variants', CACHE_VARIANTS)
+                          else osp.join(args.work_dir, 'teacher_cache',
+                                        f'{variant}_{osp.basename(osp.dirname(teacher_ckpt))}'
+                                        f'_{subset or "all"}_v{views}_{args.cache_dtype}'),
+                          dtype=getattr(args, 'cache_dtype', 'fp16'))
+        if cache:
+            name += f'-cache{args.cache_dtype}'
     if variant in SHARED_VARIANTS:
         runs_dir = shared_runs_dir(args)
     return run_config(f'{name}_seed{seed}', cfg, args.work_dir, runs_dir)
+
+
+def cache_allowed(cfg: Config) -> bool:
+    """Whether a distiller config can use the teacher-output cache: a teacher, and no batch
+    augments in the student's data preprocessor (mixup-style methods mix after the dataset,
+    so the teacher's output would belong to another input; the distiller refuses them)."""
+    model = cfg.model
+    if 'teacher' not in model:
+        return False
+    preprocessors = [model.get('data_preprocessor'), model.student.get('data_preprocessor'),
+                     cfg.get('data_preprocessor')]
+    return not any(p and p.get('batch_augments') for p in preprocessors)
+
+
+def use_views(cfg: Config, views: int, cache_dir: Optional[str] = None,
+              dtype: str = 'fp16') -> bool:
+    """Wrap ``cfg``'s training set in ``ReplayableViews(num_views=views)`` and, if
+    ``cache_dir`` is given and the method allows it (:func:`cache_allowed`), turn the teacher
+    cache on in that folder. Returns whether the cache is on."""
+    dataset = cfg.train_dataloader.dataset
+    if dataset.get('type') != 'mmstructkd.ReplayableViews':
+        cfg.train_dataloader.dataset = dict(type='mmstructkd.ReplayableViews', dataset=dataset,
+                                            num_views=views)
+    cache = cache_dir is not None and cache_allowed(cfg)
+    if cache:
+        cfg.model.teacher_cache = dict(dir=cache_dir, dtype=dtype)
+    elif 'teacher' in cfg.model:
+        cfg.model.teacher_cache = None
+    return cache
 
 
 METRIC = 'accuracy/top1'
@@ -177,19 +298,31 @@ def train_subset_top1(variant: str, config: str, seed: int, args: argparse.Names
 
 
 def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, baseline: str,
-            last_key: str) -> dict:
+            last_key: str, paired_with: Sequence[str] = ('student', 'kd')) -> dict:
     """Train the teacher and every variant for every seed, print the table, write the summary
-    (:func:`common.compare` on Fashion-MNIST's shared runs; test top-1)."""
+    (:func:`common.compare` on Fashion-MNIST's shared runs; test top-1), with the same-seed
+    differences against ``paired_with`` (those that were run)."""
     prepare_data(args.data_root)
+    results_path(args)
+    views = getattr(args, 'views', 0)
+    cached = [v for v in variants
+              if views and v in getattr(args, 'cache_variants', CACHE_VARIANTS)
+              and cache_allowed(Config.fromfile(variants[v]))]
 
     def header(teacher: dict) -> str:
         return (f'Fashion-MNIST test top-1 (10000 images); students: {args.epochs} epochs on '
-                f'{args.subset or 60000} training images, seeds {list(args.seeds)}; teacher '
-                f'{teacher["metrics"][METRIC]:.2f} ({args.teacher_epochs} epochs on '
-                f'{args.teacher_subset or 60000})')
+                f'{args.subset or 60000} training images'
+                + (f' ({views} replayable views each; teacher cache: {", ".join(cached)})'
+                   if views else '') +
+                f', seeds {list(args.seeds)}; teacher {teacher["metrics"][METRIC]:.2f} '
+                f'({args.teacher_epochs} epochs on {args.teacher_subset or 60000})')
 
     settings = dict(seeds=list(args.seeds), epochs=args.epochs, subset=args.subset or None,
                     teacher_epochs=args.teacher_epochs,
-                    teacher_subset=args.teacher_subset or None)
+                    teacher_subset=args.teacher_subset or None, budget=budget_tag(args) or
+                    'small', views=views or None,
+                    teacher_cache=dict(variants=cached, dtype=args.cache_dtype) if cached
+                    else None)
     return common_compare(args, variants, method, baseline, last_key, METRIC, 'top-1',
-                          teacher_checkpoint, train_student, header, settings)
+                          teacher_checkpoint, train_student, header, settings,
+                          paired_with=[v for v in paired_with if v in variants])

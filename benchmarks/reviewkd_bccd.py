@@ -14,6 +14,14 @@ bbox mAP (x100; mean over seeds, each seed, training time), writes
 
     python benchmarks/reviewkd_bccd.py [--seeds 0 1 2] [--epochs 24]
 
+Seeds other than 0 1 2 write their own summary, ``reviewkd_bccd_<n>seeds.json`` for seeds
+0..n-1 (``reviewkd_bccd_seeds<a-b-..>.json`` otherwise), from the same runs
+(``reviewkd_bccd_runs/``, ``bccd_runs/``): ``--seeds 0 1 2 3 4`` reuses the three finished
+seeds, trains seeds 3 and 4 (the teacher first, from its config, if its checkpoint is not on
+this machine) and reports the gain and the spread over five seeds, with the same-seed
+differences against the student alone (``paired``), while ``reviewkd_bccd.json`` keeps the
+three-seed summary.
+
 The ablation with the connector at the student's lr (the paper's setting; the config gives it
 10x, see the config) runs on request: ``--variants reviewkd-connector-lr1 --seeds 0``.
 """
@@ -43,11 +51,30 @@ def main() -> None:
     parser.add_argument('--variants', nargs='+', default=DEFAULT_VARIANTS,
                         choices=list(VARIANTS))
     args = parser.parse_args()
+    seeds_summary(args)
     compare(args, VARIANTS, method='reviewkd', baseline='student', last_key='bbox_mAP_gain',
             metric=METRIC, metric_name='bbox mAP', train_teacher=teacher_checkpoint,
             train_student=train_student, header=header(args),
             settings=dict(seeds=list(args.seeds), epochs=args.epochs,
-                          teacher_epochs=args.teacher_epochs), scale=100.0)
+                          teacher_epochs=args.teacher_epochs), scale=100.0,
+            paired_with=['student'])
+
+
+#: The three seeds of the first summary (``reviewkd_bccd.json``).
+FIRST_SEEDS = [0, 1, 2]
+
+
+def seeds_summary(args: argparse.Namespace) -> None:
+    """Seeds other than 0 1 2 with the default ``--results``: the summary is named after the
+    seeds and the runs stay in ``reviewkd_bccd_runs`` (finished seeds are reused)."""
+    default = osp.join(REPO_ROOT, 'benchmarks', 'results', 'reviewkd_bccd.json')
+    if osp.abspath(args.results) != default or sorted(args.seeds) == FIRST_SEEDS:
+        return
+    seeds = sorted(args.seeds)
+    tag = (f'{len(seeds)}seeds' if seeds == list(range(len(seeds)))
+           else 'seeds' + '-'.join(map(str, seeds)))
+    args.runs_dir = osp.splitext(default)[0] + '_runs'
+    args.results = f'{osp.splitext(default)[0]}_{tag}.json'
 
 
 if __name__ == '__main__':

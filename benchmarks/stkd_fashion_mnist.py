@@ -17,7 +17,14 @@ variant's first-seed student evaluated on the clean images it trained on, beside
 (an underfitting student cannot gain from mixup's regularisation).
 
     python benchmarks/stkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
-        [--teacher-epochs 3]
+        [--teacher-epochs 3] [--views V]
+
+Any budget but the small one (5000 images, 15 epochs, teacher 3 epochs) writes
+``stkd_fashion_mnist_<budget>.json`` and keeps its own runs apart (``fashion_mnist.budget_tag``);
+the same-seed differences against vanilla KD and the student alone are printed and stored
+(``paired``). With ``--views V`` every variant trains on the same replayable views; vanilla KD
+reads its teacher from the cache, the mixup-based variants (STKD, STKD half clean) cannot: their
+batch is mixed after the dataset, so they run the teacher every step.
 """
 import argparse
 import json
@@ -43,7 +50,7 @@ VARIANTS = {  # variant -> config (the same student, schedule and data in all)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_arguments(parser, 'stkd_fashion_mnist.json')
+    add_arguments(parser, 'stkd_fashion_mnist.json', budget_named=True)
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--no-fit', action='store_true',
                         help='skip the fit check (each variant\'s first-seed student on its '
