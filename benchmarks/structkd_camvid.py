@@ -80,26 +80,40 @@ def parse_args():
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
-    return parser.parse_args()
+    args = parser.parse_args()
+    if 'student' not in args.variants:
+        parser.error('--variants must include student: every gain is measured against it')
+    return args
 
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
         teacher_ckpt: str = None, checkpoint_needed: bool = False,
-        replayable: bool = False) -> dict:
+        replayable: bool = False, teacher: str = None) -> dict:
     """Train one config (or reuse its finished result) and return its val metrics.
 
     ``checkpoint_needed``: reuse the result only while the final checkpoint exists (the teacher's
     is what the students distil from). ``replayable``: the training set is seen through
     ``ReplayableViews`` (``args.num_views``) and a distiller reads its teacher from the cache.
+    ``teacher``: the teacher run's name, kept with the result; a finished result is reused only
+    for the same config, schedule, seed, teacher and cache setting (else an error says which
+    file to move aside).
     """
     work_dir = osp.join(args.work_dir, name)
     # Finished runs are kept beside the summary (committed), so a new machine skips them; the
     # teacher is only reused while its checkpoint exists (the students need it).
     result_file = osp.join(osp.splitext(args.results)[0] + '_runs', f'{name}.json')
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
+    uses_cache = bool(replayable and teacher is not None and not args.no_teacher_cache)
+    wanted = dict(config=config, iters=iters, seed=seed, teacher=teacher,
+                  teacher_cache=uses_cache)
     if osp.isfile(result_file) and (not checkpoint_needed or osp.isfile(checkpoint)):
         with open(result_file) as f:
-            return dict(json.load(f), checkpoint=checkpoint)
+            finished = json.load(f)
+        differs = {k: (finished.get(k), v) for k, v in wanted.items() if finished.get(k) != v}
+        if differs:
+            raise ValueError(f'{result_file} is a finished run of another set-up '
+                             f'(stored, wanted: {differs}); move it aside to run this one.')
+        return dict(finished, checkpoint=checkpoint)
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
@@ -125,7 +139,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
                                             num_views=args.num_views)
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
-        if replayable and not args.no_teacher_cache:
+        if uses_cache:
             cfg.model.teacher_cache = dict(dir=osp.join(args.work_dir, 'teacher_cache'),
                                            dtype='fp16')
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
@@ -140,10 +154,8 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     per_class = capture_per_class_iou(runner)
     logged = logged_loss_means(runner)
     metrics = runner.val()
-    result = dict(config=config, seed=seed, iters=iters, step_time_s=round(step_time, 3),
+    result = dict(wanted, step_time_s=round(step_time, 3),
                   num_views=args.num_views if replayable else None,
-                  teacher_cache=bool(replayable and 'teacher' in cfg.model
-                                     and not args.no_teacher_cache),
                   train_time_s=round(step_time * iters, 1),
                   wall_time_this_invocation_s=round(wall_time, 1),
                   resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
@@ -196,8 +208,9 @@ def main():
         osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mm.pth'))
     # The teacher's run is named after its config and schedule: another teacher is never reused.
     config_stem = osp.splitext(osp.basename(args.teacher_config))[0]
-    teacher = run(f'teacher_{config_stem}_{args.teacher_iters}it', args.teacher_config, args,
-                  args.teacher_iters, 0, pretrained, checkpoint_needed=True)
+    teacher_name = f'teacher_{config_stem}_{args.teacher_iters}it'
+    teacher = run(teacher_name, args.teacher_config, args, args.teacher_iters, 0, pretrained,
+                  checkpoint_needed=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
     if args.teacher_only:
         return
@@ -209,9 +222,12 @@ def main():
             # The schedule and views are in the name: another protocol's run is never reused.
             tag = variant.strip('+').replace('+', '-').replace('(', '-').replace(')', '')
             name = f'{tag}_{args.student_iters}it_v{args.num_views}_seed{seed}'
+            # The student alone has no teacher; every distilled run records its teacher's run.
+            distilled = variant != 'student'
             runs[(variant, seed)] = run(name, STUDENTS[variant], args, args.student_iters, seed,
                                         pretrained, teacher_ckpt=teacher['checkpoint'],
-                                        replayable=True)
+                                        replayable=True,
+                                        teacher=teacher_name if distilled else None)
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
     report(args, teacher, runs)
 

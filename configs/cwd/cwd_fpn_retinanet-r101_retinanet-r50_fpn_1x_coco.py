@@ -1,6 +1,8 @@
 # Channel-wise distillation on FPN features: RetinaNet-R101 (teacher, 38.5 box AP released) ->
 # RetinaNet-R50 (36.5 alone) on COCO, every level P3-P7 (equal widths: no connector), the
-# detection recipe of the CWD authors' mmdetection port (tau 1, loss weight 10 per level).
+# setting of mmrazor's cwd_fpn_retina_r101_retina_r50_1x_coco (converted from the CWD authors'
+# mmdetection port): tau 1, loss weight 10 per level. mmrazor's teacher is the 2x-schedule
+# R101; this one is the 1x.
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 

@@ -40,6 +40,13 @@ def test_discriminator_official_layers():
     assert [type(m) for m in convs] == [SpectralNormConv2d] * 4
     assert all(m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
                for m in convs)
+    assert [m.out_channels for m in convs] == [8, 16, 32, 64]  # base_channels x 1, 2, 4, 8
+    # conv, LeakyReLU(0.1) each; self-attention after the third and the fourth
+    kinds = [type(m).__name__ for m in critic.body]
+    assert kinds == ['SpectralNormConv2d', 'LeakyReLU'] * 2 + [
+        'SpectralNormConv2d', 'LeakyReLU', 'SelfAttention'] * 2
+    assert all(m.negative_slope == 0.1 for m in critic.body
+               if isinstance(m, torch.nn.LeakyReLU))
     assert type(critic.last) is torch.nn.Conv2d
     assert critic.last.kernel_size == (4, 4) and critic.last.padding == (0, 0)
     assert critic(torch.randn(2, 19, 65, 65)).shape == (2, 1, 1, 1)
