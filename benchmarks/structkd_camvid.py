@@ -24,6 +24,7 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
 
     python benchmarks/structkd_camvid.py --teacher-only     # the teacher (resumable)
     python benchmarks/structkd_camvid.py [--seeds 0 1 2] [--student-iters 1200]
+    python benchmarks/structkd_camvid.py --sweep-pair 0.5 2 8 --sweep-adv 0.1 1   # one seed
 """
 import argparse
 import json
@@ -78,6 +79,13 @@ def parse_args():
     parser.add_argument('--no-teacher-cache', action='store_true',
                         help='run the teacher in every distilled step instead of the cache')
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument('--sweep-pair', type=float, nargs='*', default=[],
+                        help='lambda_pa values to try on +pixel+pair (seed --sweep-seed), '
+                        'each compared with +pixel of that seed')
+    parser.add_argument('--sweep-adv', type=float, nargs='*', default=[],
+                        help='lambda_ho (adv_loss_weight) values to try on '
+                        '+pixel+pair+holistic, each compared with +pixel+pair of that seed')
+    parser.add_argument('--sweep-seed', type=int, default=0)
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
     args = parser.parse_args()
@@ -88,7 +96,7 @@ def parse_args():
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
         teacher_ckpt: str = None, checkpoint_needed: bool = False,
-        replayable: bool = False, teacher: str = None) -> dict:
+        replayable: bool = False, teacher: str = None, overrides: dict = None) -> dict:
     """Train one config (or reuse its finished result) and return its val metrics.
 
     ``checkpoint_needed``: reuse the result only while the final checkpoint exists (the teacher's
@@ -96,7 +104,8 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     ``ReplayableViews`` (``args.num_views``) and a distiller reads its teacher from the cache.
     ``teacher``: the teacher run's name, kept with the result; a finished result is reused only
     for the same config, schedule, seed, teacher and cache setting (else an error says which
-    file to move aside).
+    file to move aside). ``overrides``: config keys set on top (``cfg.merge_from_dict``), e.g.
+    a loss weight of a sweep; kept with the result and compared on reuse too.
     """
     work_dir = osp.join(args.work_dir, name)
     # Finished runs are kept beside the summary (committed), so a new machine skips them; the
@@ -105,7 +114,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     uses_cache = bool(replayable and teacher is not None and not args.no_teacher_cache)
     wanted = dict(config=config, iters=iters, seed=seed, teacher=teacher,
-                  teacher_cache=uses_cache)
+                  teacher_cache=uses_cache, overrides=overrides or None)
     if osp.isfile(result_file) and (not checkpoint_needed or osp.isfile(checkpoint)):
         with open(result_file) as f:
             finished = json.load(f)
@@ -115,6 +124,8 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
                              f'(stored, wanted: {differs}); move it aside to run this one.')
         return dict(finished, checkpoint=checkpoint)
     cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if overrides:
+        cfg.merge_from_dict(overrides)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_iters = iters
@@ -229,7 +240,41 @@ def main():
                                         replayable=True,
                                         teacher=teacher_name if distilled else None)
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
-    report(args, teacher, runs)
+    sweeps = run_sweeps(args, teacher_name, teacher, pretrained, runs)
+    report(args, teacher, runs, sweeps)
+
+
+#: Sweeps of one term's weight: (option, variant it runs on, config key, the variant compared).
+SWEEPS = (('sweep_pair', '+pixel+pair', 'model.distill_losses.loss_pair.loss_weight', '+pixel'),
+          ('sweep_adv', '+pixel+pair+holistic', 'model.adv_loss_weight', '+pixel+pair'))
+
+
+def run_sweeps(args, teacher_name: str, teacher: dict, pretrained: str, runs: dict) -> dict:
+    """One seed, one term's weight at several values, each paired with the variant without
+    the term (the finding of why a term adds nothing, if it does not): {option: rows}."""
+    out = {}
+    seed = args.sweep_seed
+    for option, variant, key, base in SWEEPS:
+        rows = []
+        for weight in getattr(args, option):
+            tag = variant.strip('+').replace('+', '-')
+            name = f'sweep_{tag}_{key.split(".")[-2]}{weight:g}_{args.student_iters}it_' \
+                f'v{args.num_views}_seed{seed}'
+            result = run(name, STUDENTS[variant], args, args.student_iters, seed, pretrained,
+                         teacher_ckpt=teacher['checkpoint'], replayable=True,
+                         teacher=teacher_name, overrides={key: weight})
+            if (base, seed) not in runs:
+                raise ValueError(f'--{option.replace("_", "-")} compares with {base} seed {seed}: '
+                                 f'run that variant and seed too (--variants, --seeds).')
+            rows.append(dict(weight=weight, mIoU=result['mIoU'],
+                             gain_over=base,
+                             gain=round(result['mIoU'] - runs[(base, seed)]['mIoU'], 2),
+                             logged=result.get('logged')))
+            print(f'{variant} {key}={weight:g} seed {seed}: {result["mIoU"]:.2f} mIoU '
+                  f'({rows[-1]["gain"]:+.2f} over {base})')
+        if rows:
+            out[option] = dict(variant=variant, key=key, seed=seed, rows=rows)
+    return out
 
 
 def paired(runs: dict, variant: str, base: str, seeds: list) -> dict:
@@ -239,7 +284,7 @@ def paired(runs: dict, variant: str, base: str, seeds: list) -> dict:
                 max=round(max(diffs), 2), per_seed=[round(d, 2) for d in diffs])
 
 
-def report(args, teacher: dict, runs: dict) -> None:
+def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     seeds = sorted({s for _, s in runs})
     variants = [v for v in STUDENTS if all((v, s) in runs for s in seeds)]
     miou = {v: [runs[(v, s)]['mIoU'] for s in seeds] for v in variants}
@@ -271,6 +316,12 @@ def report(args, teacher: dict, runs: dict) -> None:
               '|---|' + '---:|' * (len(variants) + 1)]
     lines += [f'| {c} | {teacher["per_class_iou"][c] or 0.0:.1f} | ' +
               ' | '.join(f'{per_class[v][c]:.1f}' for v in variants) + ' |' for c in classes]
+    for option, sweep in (sweeps or {}).items():
+        lines += ['', f'sweep of {sweep["key"]} on {sweep["variant"]}, seed {sweep["seed"]}:',
+                  f'| weight | mIoU | gain over {sweep["rows"][0]["gain_over"]} |',
+                  '|---:|---:|---:|']
+        lines += [f'| {r["weight"]:g} | {r["mIoU"]:.2f} | {r["gain"]:+.2f} |'
+                  for r in sweep['rows']]
     print('\n'.join(lines))
 
     def gain_of(name):
@@ -286,6 +337,7 @@ def report(args, teacher: dict, runs: dict) -> None:
         protocol=dict(student_iters=args.student_iters, teacher_iters=args.teacher_iters,
                       num_views=args.num_views, teacher_cache=not args.no_teacher_cache,
                       seeds=seeds, teacher_config=args.teacher_config),
+        sweeps=sweeps or {},
         teacher={k: v for k, v in teacher.items() if k != 'checkpoint'},
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
         runs=[dict(variant=v, **{k: x for k, x in runs[(v, s)].items() if k != 'checkpoint'})
