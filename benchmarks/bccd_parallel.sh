@@ -17,7 +17,7 @@
 #
 # On a CPU, JOBS=1 runs one run at a time (each uses every core); stopped, it continues where
 # it stopped when started again (finished runs are reused, a run resumes from its checkpoint);
-# `python benchmarks/<script>.py --report` prints the table of the runs finished so far.
+# `python -m benchmarks.<script> --report` prints the table of the runs finished so far.
 #
 # Environment: JOBS (parallel student runs, default 8), PYTHON (default python), LOGS (folder of
 # the per-run logs, default work_dirs/benchmarks/bccd_logs).
@@ -46,9 +46,9 @@ wait_all() {  # wait for every background job; count the ones that failed
 }
 
 echo "[bccd_parallel] teachers"
-"$py" benchmarks/reviewkd_bccd.py "${args[@]}" --teacher-only >"$logs/teacher_det.log" 2>&1 &
+"$py" -m benchmarks.reviewkd_bccd "${args[@]}" --teacher-only >"$logs/teacher_det.log" 2>&1 &
 ((jobs > 1)) || wait_all  # JOBS=1 (a CPU): one after the other, not fighting for the cores
-"$py" benchmarks/cls2det_bccd.py "${args[@]}" --teacher-only >"$logs/teacher_cls.log" 2>&1 &
+"$py" -m benchmarks.cls2det_bccd "${args[@]}" --teacher-only >"$logs/teacher_cls.log" 2>&1 &
 wait_all
 if ((failed)); then
   echo "[bccd_parallel] a teacher failed: see $logs/teacher_*.log" >&2
@@ -71,14 +71,14 @@ for run in "${runs[@]}"; do
   read -r script variant seed <<<"$run"
   while (($(jobs -pr | wc -l) >= jobs)); do sleep 2; done
   # --no-summary: a one-run table never replaces the summary; step 3 writes the full one
-  "$py" "benchmarks/$script.py" "${args[@]}" --variants "$variant" --seeds "$seed" --no-summary \
+  "$py" -m "benchmarks.$script" "${args[@]}" --variants "$variant" --seeds "$seed" --no-summary \
     >"$logs/${script}_${variant}_seed${seed}.log" 2>&1 &
 done
 wait_all
 
 echo "[bccd_parallel] summaries"
 for script in reviewkd_bccd cls2det_bccd; do
-  "$py" "benchmarks/$script.py" "${args[@]}" >"$logs/$script.log" 2>&1 || failed=$((failed + 1))
+  "$py" -m "benchmarks.$script" "${args[@]}" >"$logs/$script.log" 2>&1 || failed=$((failed + 1))
   tail -n 12 "$logs/$script.log"
 done
 if ((failed)); then

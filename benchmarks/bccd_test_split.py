@@ -8,7 +8,7 @@ prints the same table (mean over seeds, each seed) plus per-class AP, and writes
 headline being the variant its val numbers chose, ``best_variant``, where it names one, else its
 ``method``; ``gains`` of every variant; ``spread``).
 
-    python benchmarks/bccd_test_split.py benchmarks/results/reviewkd_bccd.json
+    python -m benchmarks.bccd_test_split benchmarks/results/reviewkd_bccd.json
 
 The runs' work dirs (``--work-dir``, the benchmarks' default) must hold their last checkpoint:
 ``epoch_<E>_student.pth`` of a distiller (``StudentCheckpointHook``), ``epoch_<E>.pth`` of a
@@ -23,12 +23,9 @@ import os.path as osp
 import numpy as np
 from mmengine.config import Config
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import DATA_ROOT, METRIC, SHARED_VARIANTS, WORK_ROOT
-from common import REPO_ROOT, markdown_table, seed_stats, write_json
-
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
+from benchmarks.lib.bccd import DATA_ROOT, METRIC, SHARED_VARIANTS, WORK_ROOT
+from benchmarks.lib.common import REPO_ROOT, markdown_table, seed_stats, write_json
+from mmstructkd.engine import SafeRunner as Runner
 
 CLASSES = ('RBC', 'WBC', 'Platelets')
 
@@ -88,7 +85,8 @@ def headline_variant(summary: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.bccd_test_split',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('summary', help="a BCCD benchmark's summary JSON")
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--work-dir', default=WORK_ROOT)

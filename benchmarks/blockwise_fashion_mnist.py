@@ -1,7 +1,7 @@
 """Block-wise KD compression on Fashion-MNIST: an ImageNet-initialised MobileNetV2 teacher
 compressed under two FLOPs budgets.
 
-    python benchmarks/blockwise_fashion_mnist.py [--budgets 0.5 0.3] [--seeds 0 1 2] \\
+    python -m benchmarks.blockwise_fashion_mnist [--budgets 0.5 0.3] [--seeds 0 1 2] \\
         [--epochs 3] [--subset 5000] [--teacher-epochs 2] [--teacher-subset 10000] [--views V]
 
 Per budget (a fraction of the teacher's FLOPs at 32x32): the compressed student fine-tuned
@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-# isort: split
-from common import (REPO_ROOT, imagenet_mobilenet_v2, markdown_table, paired_differences,
-                    paired_table, run_config, seed_stats, seed_std, write_json)
-from fashion_mnist import DATA_ROOT, _size_tag, configure, prepare_data, use_views
-
+from benchmarks.lib.common import (REPO_ROOT, imagenet_mobilenet_v2, markdown_table,
+                                   paired_differences, paired_table, run_config, seed_stats,
+                                   seed_std, write_json)
+from benchmarks.lib.fashion_mnist import DATA_ROOT, _size_tag, configure, prepare_data, use_views
 from mmstructkd.compression import BlockwiseCompressor
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'blockwise',
@@ -70,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.blockwise_fashion_mnist',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.3],
                         help='FLOPs budgets, fractions of the teacher (the smallest is the '
                         'headline)')

@@ -13,7 +13,7 @@ mean over seeds, each seed, training time), one of per-class AP, writes
 detector alone, ``spread``: the largest seed-to-seed difference of any variant) and, last,
 ``map_gain=+X.XX spread=Y.YY``.
 
-    python benchmarks/cls2det_bccd.py [--seeds 0 1 2] [--epochs 24] [--cls-teacher-epochs 8]
+    python -m benchmarks.cls2det_bccd [--seeds 0 1 2] [--epochs 24] [--cls-teacher-epochs 8]
 
 Smoke test (minutes, numbers meaningless): ``--subset 8 --epochs 1 --cls-teacher-epochs 1 --seeds 0
 --work-dir /tmp/cls2det --results /tmp/cls2det/cls2det_bccd.json``.
@@ -26,12 +26,10 @@ import sys
 import numpy as np
 from mmengine.config import Config
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import (METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments, configure, run_name,
-                  shared_runs_dir, subset, teacher_tag)
-from common import (REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table, run_config,
-                    save_summary)
+from benchmarks.lib.bccd import (METRIC, SHARED_VARIANTS, STUDENT_CONFIG, add_arguments,
+                                 configure, run_name, shared_runs_dir, subset, teacher_tag)
+from benchmarks.lib.common import (REPO_ROOT, compare, imagenet_mobilenet_v2, markdown_table,
+                                   run_config, save_summary)
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'cls2det')
 TEACHER_CONFIG = osp.join(CONFIGS, 'mobilenet-v2_1xb64-24e_bccd-crops-112x112.py')
@@ -121,7 +119,8 @@ def per_class_table(summary: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.cls2det_bccd',
+                                     description=__doc__.split('\n')[0])
     add_arguments(parser, 'cls2det_bccd.json')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()

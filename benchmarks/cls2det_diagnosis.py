@@ -12,7 +12,7 @@
 
 Writes ``results/cls2det_diagnosis.json`` and prints both tables.
 
-    python benchmarks/cls2det_diagnosis.py work_dirs/benchmarks/bccd/<run> [...] \\
+    python -m benchmarks.cls2det_diagnosis work_dirs/benchmarks/bccd/<run> [...] \\
         [--teacher work_dirs/benchmarks/bccd/cls_teacher_8e/epoch_8.pth] [--taus 1 2 4]
 """
 import argparse
@@ -27,17 +27,14 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import DATA_ROOT, WORK_ROOT
-from bccd_test_split import CLASSES, final_student_weights, student_test_config
-from cls2det_bccd import TEACHER_CONFIG
-from common import REPO_ROOT, markdown_table, write_json
-
-import mmstructkd  # noqa: F401,E402 (registers the distillers)
-from mmstructkd.utils import build_model_from_spec  # noqa: E402
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
-from mmstructkd.utils import load_model_checkpoint as load_checkpoint  # noqa: E402
+import mmstructkd  # noqa: F401 (registers the distillers)
+from benchmarks.bccd_test_split import CLASSES, final_student_weights, student_test_config
+from benchmarks.cls2det_bccd import TEACHER_CONFIG
+from benchmarks.lib.bccd import DATA_ROOT, WORK_ROOT
+from benchmarks.lib.common import REPO_ROOT, markdown_table, write_json
+from mmstructkd.engine import SafeRunner as Runner
+from mmstructkd.utils import build_model_from_spec
+from mmstructkd.utils import load_model_checkpoint as load_checkpoint
 
 
 def target_stats(logits: torch.Tensor, labels: torch.Tensor, taus: Sequence[float],
@@ -152,7 +149,8 @@ def detector_recognition(run_dir: str, data_root: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.cls2det_diagnosis',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('runs', nargs='*', help='work dirs of finished BCCD detector runs')
     parser.add_argument('--teacher', default=osp.join(WORK_ROOT, 'cls_teacher_8e', 'epoch_8.pth'))
     parser.add_argument('--crops', default=osp.join(WORK_ROOT, 'bccd_crops'))
@@ -164,7 +162,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     for path in (args.teacher, args.crops):
         if not osp.exists(path):
-            raise FileNotFoundError(f'{path} is missing: run benchmarks/cls2det_bccd.py '
+            raise FileNotFoundError(f'{path} is missing: run python -m benchmarks.cls2det_bccd '
                                     '--teacher-only (builds the crops, trains the teacher) or '
                                     'pass --teacher / --crops.')
 

@@ -28,10 +28,10 @@ Targets:
                ``blockwise_fashion_mnist.py`` makes them (same work dir, so shared)
     plan       trains nothing: prints the grid's cost at a budget from measured step times
 
-    python benchmarks/fashion_mnist_budget.py student --subset 0 --lengths 5 10 20
-    python benchmarks/fashion_mnist_budget.py blockwise --budget 0.3 --subset 0 --lengths 2 4 8 \\
+    python -m benchmarks.fashion_mnist_budget student --subset 0 --lengths 5 10 20
+    python -m benchmarks.fashion_mnist_budget blockwise --budget 0.3 --subset 0 --lengths 2 4 8 \\
         --teacher-epochs 5 --teacher-subset 0
-    python benchmarks/fashion_mnist_budget.py plan --subset 20000 --epochs 10
+    python -m benchmarks.fashion_mnist_budget plan --subset 20000 --epochs 10
 
 Every run is resumable (``common.run_config``; the per-epoch validations are kept in the run's
 work dir, ``val_curve.json``, so an interrupted run resumes with its curve) and finished ones
@@ -57,10 +57,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-# isort: split
-from common import REPO_ROOT, RunNotFinished, markdown_table, run_config, write_json
-import common
-import fashion_mnist as fm
+from benchmarks.lib import common
+from benchmarks.lib import fashion_mnist as fm
+from benchmarks.lib.common import REPO_ROOT, RunNotFinished, markdown_table, run_config, write_json
 
 RESULTS = osp.join(REPO_ROOT, 'benchmarks', 'results', 'fashion_mnist_budget.json')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'fashion_mnist_budget')
@@ -272,7 +271,7 @@ def fm_target(args) -> tuple:
 
 
 def blockwise_target(args) -> tuple:
-    import blockwise_fashion_mnist as bw
+    from benchmarks import blockwise_fashion_mnist as bw
     if args.report:  # names only: nothing is trained, searched or emitted
         ctx, emitted = dict(name=bw.teacher_name(args)), None
     else:
@@ -420,7 +419,8 @@ def plan(args) -> None:
 
 # ---------------------------------------------------------------------------- main
 def parse_args(argv: Optional[List[str]] = None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.fashion_mnist_budget',
+                                     description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='target', required=True)
 
     def common_options(p, lengths):
@@ -447,7 +447,7 @@ def parse_args(argv: Optional[List[str]] = None):
         p.add_argument('--work-dir', default=WORK_ROOT)
     p = sub.add_parser('blockwise', help='a block-wise compressed student\'s fine-tune')
     common_options(p, [2, 4, 8])
-    import blockwise_fashion_mnist as bw
+    from benchmarks import blockwise_fashion_mnist as bw
     bw.add_arguments(p)
     p.set_defaults(subset=0)  # the curves: all images unless told
     p.add_argument('--budget', type=float, default=0.3, help='FLOPs budget (fraction)')

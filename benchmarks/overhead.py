@@ -27,7 +27,7 @@ ImageNet width of 512 it has about the student ResNet-18's FLOPs, ``reviewkd_rat
 classifier-to-detector KD (the teacher runs on every ground-truth crop and, with gradients, on
 every positive's predicted-box crop, ``cls2det_ratio``).
 
-    python benchmarks/overhead.py [--reps 5] [--methods ...] [--no-memory] [--device cuda]
+    python -m benchmarks.overhead [--reps 5] [--methods ...] [--no-memory] [--device cuda]
 """
 import argparse
 import copy
@@ -42,11 +42,9 @@ from typing import Callable, Dict
 import torch
 from mmengine.config import Config
 
-# isort: split
-from common import REPO_ROOT, markdown_table
-from timing import (WeightReset, build_distiller, distiller_optim, interleaved_medians, median, sgd,
-                    timed)
-
+from benchmarks.lib.common import REPO_ROOT, markdown_table
+from benchmarks.lib.timing import (WeightReset, build_distiller, distiller_optim,
+                                   interleaved_medians, median, sgd, timed)
 from mmstructkd.testing.fake_batch import fake_data
 
 C = osp.join(REPO_ROOT, 'configs')
@@ -178,7 +176,7 @@ def peak_memory_mb(method: str, task: str, device: str) -> float:
         tasks[task]()
         tasks[task]()
         return torch.cuda.max_memory_allocated() / 2**20
-    out = subprocess.run([sys.executable, __file__, '--child', method, task],
+    out = subprocess.run([sys.executable, '-m', 'benchmarks.overhead', '--child', method, task],
                          capture_output=True, text=True, cwd=REPO_ROOT)
     if out.returncode != 0:
         raise RuntimeError(f'memory probe of {method} / {task} failed:\n{out.stderr[-3000:]}')
@@ -198,7 +196,8 @@ def child(method: str, task: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.overhead',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--reps', type=int, default=5)
     parser.add_argument('--methods', nargs='+', default=None,
                         help='substrings of the method names to run (default: all)')

@@ -12,7 +12,7 @@ bbox mAP (x100; mean over seeds, each seed, training time), writes
 ``benchmarks/results/reviewkd_bccd.json`` and, last, ``bbox_mAP_gain=+X.XX spread=Y.YY``
 (ReviewKD mean minus the student alone, mAP x100; the largest seed-to-seed difference).
 
-    python benchmarks/reviewkd_bccd.py [--seeds 0 1 2] [--epochs 24]
+    python -m benchmarks.reviewkd_bccd [--seeds 0 1 2] [--epochs 24]
 
 Seeds other than 0 1 2 write their own summary, ``reviewkd_bccd_<n>seeds.json`` for seeds
 0..n-1 (``reviewkd_bccd_seeds<a-b-..>.json`` otherwise), from the same runs
@@ -28,10 +28,9 @@ The ablation with the connector at the student's lr (the paper's setting; the co
 import argparse
 import os.path as osp
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import METRIC, STUDENT_CONFIG, add_arguments, header, teacher_checkpoint, train_student
-from common import REPO_ROOT, compare
+from benchmarks.lib.bccd import (METRIC, STUDENT_CONFIG, add_arguments, header,
+                                 teacher_checkpoint, train_student)
+from benchmarks.lib.common import REPO_ROOT, compare
 
 _REVIEWKD = osp.join(REPO_ROOT, 'configs', 'reviewkd',
                      'reviewkd_retinanet-mnv2-fpn128-gn_retinanet-mnv2-w0.5-fpn64-slim_'
@@ -46,7 +45,8 @@ DEFAULT_VARIANTS = ['student', 'reviewkd']
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.reviewkd_bccd',
+                                     description=__doc__.split('\n')[0])
     add_arguments(parser, 'reviewkd_bccd.json')
     parser.add_argument('--variants', nargs='+', default=DEFAULT_VARIANTS,
                         choices=list(VARIANTS))

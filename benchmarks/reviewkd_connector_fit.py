@@ -9,7 +9,7 @@ it fits a fresh connector with the runs' SGD (momentum 0.9) at the schedule's lr
 prints the HCL on 2 other (held-out) training batches along the way. Nothing here looks at val
 mAP. Writes ``results/reviewkd_connector_fit.json``.
 
-    python benchmarks/reviewkd_connector_fit.py \\
+    python -m benchmarks.reviewkd_connector_fit \\
         work_dirs/benchmarks/bccd/reviewkd-connector-lr1_24e_teacher-gn_48e_seed0 \\
         work_dirs/benchmarks/bccd/reviewkd_24e_teacher-gn_48e_seed0
 """
@@ -23,16 +23,13 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from bccd import DATA_ROOT, WORK_ROOT
-from common import REPO_ROOT, markdown_table, write_json
-
-import mmstructkd  # noqa: F401,E402 (registers the distiller)
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
-from mmstructkd.utils import load_model_checkpoint as load_checkpoint  # noqa: E402
-from mmstructkd.models.losses import HCLLoss  # noqa: E402
-from mmstructkd.registry import MODELS  # noqa: E402
+import mmstructkd  # noqa: F401 (registers the distiller)
+from benchmarks.lib.bccd import DATA_ROOT, WORK_ROOT
+from benchmarks.lib.common import REPO_ROOT, markdown_table, write_json
+from mmstructkd.engine import SafeRunner as Runner
+from mmstructkd.models.losses import HCLLoss
+from mmstructkd.registry import MODELS
+from mmstructkd.utils import load_model_checkpoint as load_checkpoint
 
 
 def build_distiller(run_dir: str, teacher_ckpt: str):
@@ -94,7 +91,8 @@ def fit_fresh_connector(fresh, cache, held_out, lr: float, steps: int, every: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.reviewkd_connector_fit',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('runs', nargs='+', help='work dirs of finished ReviewKD BCCD runs')
     parser.add_argument('--teacher', default=osp.join(WORK_ROOT, 'teacher-gn_48e',
                                                       'epoch_48.pth'))

@@ -13,7 +13,7 @@ top-1 (mean over seeds, each seed, training time), writes
 ``benchmarks/results/reviewkd_fashion_mnist.json`` and, last, ``top1_gain=+X.XX spread=Y.YY``
 (ReviewKD mean minus the student alone; the largest seed-to-seed difference of any variant).
 
-    python benchmarks/reviewkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
+    python -m benchmarks.reviewkd_fashion_mnist [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
         [--views V] [--variants student kd reviewkd reviewkd-kd]
 
 Any budget but the small one (5000 images, 15 epochs, teacher 3 epochs) writes
@@ -28,10 +28,8 @@ in fp16) are slower to read back on this CPU than the teacher is to run
 import argparse
 import os.path as osp
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from common import REPO_ROOT
-from fashion_mnist import KD_CONFIG, STUDENT_CONFIG, add_arguments, compare
+from benchmarks.lib.common import REPO_ROOT
+from benchmarks.lib.fashion_mnist import KD_CONFIG, STUDENT_CONFIG, add_arguments, compare
 
 VARIANTS = {
     'student': STUDENT_CONFIG,
@@ -45,7 +43,8 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.reviewkd_fashion_mnist',
+                                     description=__doc__.split('\n')[0])
     add_arguments(parser, 'reviewkd_fashion_mnist.json', budget_named=True)
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     compare(parser.parse_args(), VARIANTS, method='reviewkd', baseline='student',

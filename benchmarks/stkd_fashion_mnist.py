@@ -16,7 +16,7 @@ seed-to-seed difference of any variant). Before that last line, unless ``--no-fi
 variant's first-seed student evaluated on the clean images it trained on, beside its test top-1
 (an underfitting student cannot gain from mixup's regularisation).
 
-    python benchmarks/stkd_fashion_mnist.py [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
+    python -m benchmarks.stkd_fashion_mnist [--seeds 0 1 2] [--epochs 15] [--subset 5000] \\
         [--teacher-epochs 3] [--views V]
 
 Any budget but the small one (5000 images, 15 epochs, teacher 3 epochs) writes
@@ -31,10 +31,9 @@ import json
 import os
 import os.path as osp
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from common import REPO_ROOT, markdown_table
-from fashion_mnist import KD_CONFIG, STUDENT_CONFIG, add_arguments, compare, train_subset_top1
+from benchmarks.lib.common import REPO_ROOT, markdown_table
+from benchmarks.lib.fashion_mnist import (KD_CONFIG, STUDENT_CONFIG, add_arguments, compare,
+                                          train_subset_top1)
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'stkd')
 VARIANTS = {  # variant -> config (the same student, schedule and data in all)
@@ -49,7 +48,8 @@ VARIANTS = {  # variant -> config (the same student, schedule and data in all)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.stkd_fashion_mnist',
+                                     description=__doc__.split('\n')[0])
     add_arguments(parser, 'stkd_fashion_mnist.json', budget_named=True)
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--no-fit', action='store_true',

@@ -22,9 +22,9 @@ paired difference (same seed) of each added term over the variant without it, pe
 writes ``benchmarks/results/structkd_camvid.json`` and, last,
 ``miou_gain=+X.XX spread=Y.YY pair_gain=+X.XX holistic_gain=+X.XX cwd_gain=+X.XX``.
 
-    python benchmarks/structkd_camvid.py --teacher-only     # the teacher (resumable)
-    python benchmarks/structkd_camvid.py [--seeds 0 1 2] [--student-iters 1200]
-    python benchmarks/structkd_camvid.py --sweep-pair 0.5 2 8 --sweep-adv 0.1 1   # one seed
+    python -m benchmarks.structkd_camvid --teacher-only     # the teacher (resumable)
+    python -m benchmarks.structkd_camvid [--seeds 0 1 2] [--student-iters 1200]
+    python -m benchmarks.structkd_camvid --sweep-pair 0.5 2 8 --sweep-adv 0.1 1   # one seed
 """
 import argparse
 import json
@@ -36,10 +36,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-# isort: split
-# benchmarks/ helpers (this script's folder is on sys.path)
-from common import REPO_ROOT, imagenet_mobilenet_v2
-
+from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2
 from mmstructkd.engine import SafeRunner
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
@@ -63,7 +60,8 @@ PAIRED = (('pixel', '+pixel', 'student'), ('pair', '+pixel+pair', '+pixel'),
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.structkd_camvid',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--data-root', default=osp.join(REPO_ROOT, '..', 'shared', 'data',
                                                         'camvid'))
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'benchmarks',

@@ -10,7 +10,7 @@ machine noise hits every variant alike. A speed-up is *safe* when the teacher's 
 within 2% of their fp32 magnitude and keep at least 99% of their argmax (the deviation the
 distiller logs).
 
-Part 2 (accuracy, real data): logit KD on Fashion-MNIST (``fashion_mnist.py`` settings, same
+Part 2 (accuracy, real data): logit KD on Fashion-MNIST (``lib/fashion_mnist.py`` settings, same
 seeds) with the plain teacher, the bf16 teacher and the cached teacher, and the cache's control
 (``kd-views``: the cache's replayable views, 4 per image, with the teacher run every step); their
 test top-1 show whether a speed-up costs the student anything.
@@ -20,7 +20,7 @@ Prints both tables, writes ``benchmarks/results/teacher_cost.json`` and, last,
 (without the cache) on the segmentation pair, and the top-1 of its Fashion-MNIST student minus
 the plain teacher's.
 
-    python benchmarks/teacher_cost.py [--pairs seg det cls] [--reps 5] [--skip-metric]
+    python -m benchmarks.teacher_cost [--pairs seg det cls] [--reps 5] [--skip-metric]
 """
 import argparse
 import copy
@@ -34,11 +34,11 @@ from typing import Callable, Dict, List, Optional
 import torch
 from mmengine.config import Config
 
-# isort: split
-from common import REPO_ROOT, markdown_table, seed_stats
-from fashion_mnist import add_arguments, prepare_data, teacher_checkpoint, train_student
-from timing import WeightReset, build_distiller, interleaved_medians, median, sgd, timed
-
+from benchmarks.lib.common import REPO_ROOT, markdown_table, seed_stats
+from benchmarks.lib.fashion_mnist import (add_arguments, prepare_data, teacher_checkpoint,
+                                          train_student)
+from benchmarks.lib.timing import (WeightReset, build_distiller, interleaved_medians, median, sgd,
+                                   timed)
 from mmstructkd.datasets import KEY_FIELD
 from mmstructkd.testing.fake_batch import fake_data
 
@@ -205,7 +205,8 @@ def metric_part(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.teacher_cost',
+                                     description=__doc__.split('\n')[0])
     add_arguments(parser, 'teacher_cost.json')
     parser.add_argument('--pairs', nargs='+', default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument('--reps', type=int, default=5)

@@ -16,18 +16,16 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 import torch
 from mmengine.config import Config
 
+# mmstructkd is installed (editable) in the environment (tools/setup_env.sh, `make demo`).
+from mmstructkd.engine import SafeRunner as Runner
+from mmstructkd.testing import make_seg_dataset
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from mmstructkd.testing import make_seg_dataset  # noqa: E402
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
-
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
 RUNS = [
     ('teacher (w32)', 'teacher', 'fcn_r18-w32_2k_shapes-64x64.py'),

@@ -3,7 +3,7 @@
 Used by tests/test_security.py (not a test module itself): a load that crashes the process
 (a segfault) then fails that test instead of killing pytest.
 
-    python tests/security_driver.py SPEC.json RESULTS.json
+    python -m tests.security_driver SPEC.json RESULTS.json   # from the repository root
 
 SPEC: ``dict(config_dir, data_root, teacher_ckpt, work_root, cases=[dict(id, path, file,
 marker), ...])``. Each case loads ``file`` (a local path or URL) through ``path``; RESULTS
@@ -13,19 +13,18 @@ so a crash leaves those of the cases before it.
 """
 import json
 import os
-import time
 import os.path as osp
 import shutil
 import sys
+import time
 import traceback
 
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer
+
+import mmstructkd  # noqa: F401
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import HistoryBuffer  # noqa: E402
-
-import mmstructkd  # noqa: E402,F401
 
 # Formatting a config (yapf) is most of a tiny runner's start-up and has nothing to do with
 # loading: every runner of this process dumps and logs the config's plain text instead.

@@ -1,12 +1,8 @@
 """The held-out evaluation of the BCCD benchmarks (benchmarks/bccd_test_split.py): which
 weights it tests, and the detector config it tests them with."""
-import os.path as osp
-import sys
-
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
-import bccd_test_split  # noqa: E402
+from benchmarks import bccd_test_split
 
 REVIEWKD_BCCD = ('configs/reviewkd/reviewkd_retinanet-mnv2-fpn128-gn_retinanet-mnv2-w0.5-'
                  'fpn64-slim_1xb8-24e_bccd-320x240.py')

@@ -4,19 +4,15 @@ eligibility, the five-seed ReviewKD BCCD summary and the grid estimate."""
 import argparse
 import json
 import os.path as osp
-import sys
 import types
 
 import pytest
 from mmengine.config import Config
 
-BENCHMARKS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks')
-sys.path.insert(0, BENCHMARKS)
-import common  # noqa: E402
-import fashion_mnist as fm  # noqa: E402
-import fashion_mnist_budget as budget  # noqa: E402
-
-REPO = osp.dirname(BENCHMARKS)
+from benchmarks import fashion_mnist_budget as budget
+from benchmarks.lib import common
+from benchmarks.lib import fashion_mnist as fm
+from tests.conftest import REPO_ROOT as REPO
 
 
 # ---------------------------------------------------------------------------- paired
@@ -232,7 +228,7 @@ def test_the_teacher_cache_is_refused_to_batch_augments():
 
 
 def test_blockwise_budget_tag():
-    import blockwise_fashion_mnist as bw
+    from benchmarks import blockwise_fashion_mnist as bw
     small = argparse.Namespace(**bw.SMALL_BUDGET)
     assert bw.budget_tag(small) == ''
     big = argparse.Namespace(**dict(bw.SMALL_BUDGET, epochs=8, subset=0, teacher_epochs=5,
@@ -241,7 +237,7 @@ def test_blockwise_budget_tag():
 
 
 def test_reviewkd_bccd_five_seeds_reuse_the_three_seed_runs():
-    import reviewkd_bccd
+    from benchmarks import reviewkd_bccd
     default = osp.join(REPO, 'benchmarks', 'results', 'reviewkd_bccd.json')
     args = argparse.Namespace(results=default, seeds=[0, 1, 2])
     reviewkd_bccd.seeds_summary(args)

@@ -5,13 +5,11 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
-import common  # noqa: E402
+from benchmarks.lib import common
 
 
 def write_result(results_dir, name, value, seed):

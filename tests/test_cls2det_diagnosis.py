@@ -1,14 +1,11 @@
 """The checks of benchmarks/cls2det_diagnosis.py: how soft the teacher's targets are, and how
 often a detector labels the cells it finds with the right class."""
 import math
-import os.path as osp
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
-import cls2det_diagnosis as diag  # noqa: E402
+from benchmarks import cls2det_diagnosis as diag
 
 
 def test_target_stats_match_hand_computed_values():

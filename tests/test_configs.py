@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from mmstructkd.datasets import KEY_FIELD
+from mmstructkd.testing.fake_batch import fake_batch
 from tests.conftest import REPO_ROOT
 
 ALL_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py')))
@@ -20,46 +20,6 @@ KD_METHODS = ('kd', 'fitnets', 'structkd', 'cwd', 'reviewkd', 'stkd', 'cls2det')
 KD_CONFIGS = [p for p in ALL_CONFIGS
               if osp.basename(p).split('_')[0].split('-')[0] in KD_METHODS]
 PLAIN_CONFIGS = [p for p in ALL_CONFIGS if p not in KD_CONFIGS]
-
-
-def fake_batch(cfg, model, size=64, preprocess=True):
-    """A random batch of two images with the ground truth each toolbox needs (as the data
-    loader gives it when ``preprocess`` is False, as the model's ``forward`` takes it if True)."""
-    mean = getattr(model.data_preprocessor, 'mean', None)
-    channels = mean.shape[0] if mean is not None else 3  # 1 for the Fashion-MNIST configs
-    inputs = torch.rand(2, channels, size, size) * 255
-    scope = cfg.default_scope
-    if scope == 'mmseg':
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-        samples = [SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 4, (1, size, size))),
-                                 gt_depth_map=PixelData(data=torch.rand(1, size, size) * 10),
-                                 metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                               pad_shape=(size, size)))
-                   for _ in range(2)]
-    elif scope == 'mmdet':
-        from mmdet.structures import DetDataSample
-        from mmdet.structures.mask import BitmapMasks
-        from mmengine.structures import InstanceData
-        samples = []
-        for _ in range(2):
-            sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                                 pad_shape=(size, size), batch_input_shape=(
-                                                     size, size), scale_factor=(1., 1.)))
-            mask = np.zeros((1, size, size), dtype=np.uint8)
-            mask[:, 4:40, 4:40] = 1  # instance segmentation configs need masks too
-            sample.gt_instances = InstanceData(bboxes=torch.tensor([[4., 4., 40., 40.]]),
-                                               labels=torch.tensor([1]),
-                                               masks=BitmapMasks(mask, size, size))
-            samples.append(sample)
-    else:
-        from mmpretrain.structures import DataSample
-        samples = [DataSample().set_gt_label(1) for _ in range(2)]
-    if cfg.model.get('teacher_cache'):  # the keys ReplayableViews gives each sample view
-        for i, sample in enumerate(samples):
-            sample.set_metainfo({KEY_FIELD: ('test', i, 0)})
-    batch = dict(inputs=list(inputs), data_samples=samples)
-    return model.data_preprocessor(batch, True) if preprocess else batch
 
 
 def fake_input_size(cfg) -> int:

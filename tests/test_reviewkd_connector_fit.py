@@ -1,15 +1,10 @@
 """The connector-fit check of the ReviewKD BCCD benchmark (benchmarks/reviewkd_connector_fit.py):
 fitting a fresh connector on cached features lowers the held-out HCL, faster at a higher lr."""
-import os.path as osp
-import sys
-
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks'))
-import reviewkd_connector_fit  # noqa: E402
-
-from mmstructkd.models.connectors import ReviewKDConnector  # noqa: E402
-from mmstructkd.models.losses import HCLLoss  # noqa: E402
+from benchmarks import reviewkd_connector_fit
+from mmstructkd.models.connectors import ReviewKDConnector
+from mmstructkd.models.losses import HCLLoss
 
 
 def test_fit_fresh_connector_lowers_held_out_hcl_faster_at_higher_lr():

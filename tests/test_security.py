@@ -24,10 +24,10 @@ from mmengine.logging import HistoryBuffer
 from mmstructkd.engine import SafeRunner
 from mmstructkd.utils import CorruptCheckpointError, UnsafeCheckpointError, safe_load
 from mmstructkd.utils.safe_load import HISTORY_BUFFER_STATISTICS
-from tests.conftest import CONFIG_DIR, REPO_ROOT, load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import CONFIG_DIR, REPO_ROOT, load_config, save_teacher
 
-DRIVER = osp.join(REPO_ROOT, 'tests', 'security_driver.py')
+#: The driver's module, run from the repository root (``python -m``).
+DRIVER = 'tests.security_driver'
 #: The loopback server answers at most this many requests and lives at most this long.
 MAX_REQUESTS = 400
 SERVER_LIFETIME_S = 900
@@ -235,8 +235,8 @@ def run_driver(cases, bases, data_roots, tmp_path, http_root):
         json.dump(spec, f)
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'), OMP_NUM_THREADS='1',
                no_proxy='127.0.0.1,localhost', NO_PROXY='127.0.0.1,localhost')
-    result = subprocess.run([sys.executable, DRIVER, spec_file, results_file], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, '-m', DRIVER, spec_file, results_file],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     results = json.load(open(results_file)) if osp.isfile(results_file) else {}
     assert result.returncode == 0, (
         f'the driver died with exit code {result.returncode} after cases {list(results)}: '
@@ -406,7 +406,7 @@ def test_an_unreadable_checkpoint_is_named_without_unsafe_advice(content, tmp_pa
 
 
 def test_random_bytes_as_teacher_checkpoint(tmp_path):
-    from tests.test_models.test_teacher_checkpoint import build
+    from tests.conftest import build_tiny_model as build
     from mmstructkd.utils import load_teacher_checkpoint
     path = str(tmp_path / 'random.pth')
     with open(path, 'wb') as f:

@@ -43,6 +43,35 @@ def fake_data(scope: str, batch_size: int = 2, size: Tuple[int, int] = (64, 64),
     return dict(inputs=inputs, data_samples=samples)
 
 
+def fake_batch(cfg, model: torch.nn.Module, size: int = 64, preprocess: bool = True,
+               seed: int = 0) -> dict:
+    """A batch of two random ``size`` x ``size`` images for ``model``, built from ``cfg``.
+
+    :func:`fake_data` for ``cfg.default_scope`` with the model's image channels (those of its
+    data preprocessor's ``mean``: 1 for the Fashion-MNIST configs) and labels in ``{0, 1}`` (valid
+    for any config). When ``cfg.model`` has a ``teacher_cache``, every sample carries the key
+    ``ReplayableViews`` would give its view.
+
+    Args:
+        cfg (Config): The config ``model`` was built from.
+        model (nn.Module): The model (its ``data_preprocessor``).
+        size (int): Image side.
+        preprocess (bool): Return the batch through the model's data preprocessor (what its
+            ``forward`` takes) rather than raw (what a dataloader yields, what ``train_step``
+            takes).
+        seed (int): Seed of the pixels and labels.
+    """
+    mean = getattr(model.data_preprocessor, 'mean', None)
+    channels = mean.shape[0] if mean is not None else 3
+    batch = fake_data(cfg.default_scope, batch_size=2, size=(size, size), channels=channels,
+                      num_classes=2, seed=seed)
+    if cfg.model.get('teacher_cache'):
+        from mmstructkd.datasets import KEY_FIELD
+        for i, sample in enumerate(batch['data_samples']):
+            sample.set_metainfo({KEY_FIELD: ('test', i, 0)})
+    return model.data_preprocessor(batch, True) if preprocess else batch
+
+
 def _seg_samples(n: int, h: int, w: int, num_classes: int, g: torch.Generator,
                  meta: dict) -> List:
     from mmengine.structures import PixelData

@@ -1,4 +1,6 @@
-"""Tiny teachers for the compression tests: configs on a generated 3-class dataset."""
+"""Tiny teachers for the compression tests: configs on a generated 3-class dataset; the
+``main`` of tools/compress.py."""
+import importlib.util
 import os.path as osp
 
 import pytest
@@ -7,7 +9,7 @@ from mmengine.config import Config
 
 from mmstructkd.compression import build_classifier
 from mmstructkd.testing import make_cls_dataset
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, REPO_ROOT
 
 #: Backbones of the tiny teachers (head input channels follow).
 BACKBONES = dict(
@@ -52,3 +54,12 @@ def write_teacher(kind: str, root: str, out_dir: str) -> tuple:
     ckpt = osp.join(out_dir, f'{kind}_teacher.pth')
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     return path, ckpt
+
+
+def compress_main():
+    """``main`` of tools/compress.py (a script, not a module of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        'compress_tool', osp.join(REPO_ROOT, 'tools', 'compress.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

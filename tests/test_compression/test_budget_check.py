@@ -2,8 +2,7 @@
 import pytest
 
 from mmstructkd.compression import BlockwiseCompressor
-from tests.test_compression.conftest import write_teacher
-from tests.test_compression.test_compress_tool import compress_main
+from tests.test_compression.conftest import compress_main, write_teacher
 
 
 def test_an_impossible_budget_is_refused_before_the_search(cls_root, tmp_path, monkeypatch):

@@ -1,5 +1,4 @@
 """tools/compress.py end to end on tiny teachers; the emitted student is stock-buildable."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,16 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from tests.conftest import REPO_ROOT
-from tests.test_compression.conftest import write_teacher
-
-
-def compress_main():
-    spec = importlib.util.spec_from_file_location(
-        'compress_tool', osp.join(REPO_ROOT, 'tools', 'compress.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+from tests.test_compression.conftest import compress_main, write_teacher
 
 
 def test_resnet_cifar_end_to_end_meets_the_flops_budget(cls_root, tmp_path):

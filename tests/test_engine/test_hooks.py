@@ -2,8 +2,7 @@ import pytest
 from mmengine.runner import Runner
 
 from mmstructkd.engine import DistillLossWeightHook, StopDistillationHook
-from tests.conftest import load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import load_config, save_teacher
 
 
 def test_schedule_values_step_and_linear():

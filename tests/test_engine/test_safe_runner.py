@@ -15,8 +15,7 @@ import torch
 from mmstructkd.engine import SafeRunner
 from mmstructkd.utils import CorruptCheckpointError, safe_load
 from mmstructkd.utils.checkpoint import resume_candidates
-from tests.conftest import CONFIG_DIR, REPO_ROOT, load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import CONFIG_DIR, REPO_ROOT, free_port, load_config, save_teacher
 
 
 @pytest.fixture(autouse=True)
@@ -222,7 +221,6 @@ atomic_save(dict(version=2, pad=torch.zeros(1000)), {target!r})
 def test_two_processes_save_each_ranks_random_state(data_roots, tmp_path):
     """The holistic distiller on 2 processes: the checkpoint holds each rank's state, and the
     ranks' penalty generators differ (they draw different mixing weights)."""
-    from tests.test_tools.test_launchers import free_port
     teacher = save_teacher('tiny_seg_teacher', str(tmp_path / 'teacher.pth'))
     config = osp.join(CONFIG_DIR, 'tiny_seg_adversarial.py')
     options = cli_options(data_roots['seg'], teacher, **{'train_cfg.val_interval': 100,

@@ -10,8 +10,7 @@ from mmstructkd.engine import SafeRunner
 from mmstructkd.models.discriminators import (SpectralNormConv2d, StructKDDiscriminator,
                                               gradient_penalty)
 from mmstructkd.utils import safe_load
-from tests.conftest import load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import load_config, save_teacher
 
 
 @pytest.mark.parametrize('size', [(7, 9), (33, 65), (16, 16), (1, 3)])

@@ -5,7 +5,8 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from tests.test_models.test_distiller import build, seg_inputs
+from tests.conftest import build_tiny_distiller as build
+from tests.conftest import seg_inputs
 
 
 def test_a_negative_loss_weight_is_refused():

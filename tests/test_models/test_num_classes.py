@@ -10,13 +10,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 from mmstructkd.utils.config_utils import apply_num_classes, set_num_classes
 from tests.conftest import CONFIG_DIR
-
-
-def build(name: str, **model_overrides):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
-    cfg.model.update(model_overrides)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        return MODELS.build(cfg.model)
+from tests.conftest import build_tiny_model as build
 
 
 def test_distiller_num_classes_reaches_student_and_cfg_path_teacher():

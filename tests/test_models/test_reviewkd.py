@@ -442,7 +442,7 @@ def test_a_few_iterations_lower_the_hcl_loss(name):
     if name == 'tiny_cls_reviewkd':
         batch = cls_batch()
     else:
-        from tests.test_configs import fake_batch
+        from mmstructkd.testing.fake_batch import fake_batch
         cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
         data = fake_batch(cfg, model)
         batch = dict(inputs=list(data['inputs']), data_samples=data['data_samples'])

@@ -14,8 +14,7 @@ from mmengine.runner import Runner
 from mmstructkd.models import MixRecord, STKDLoss, STKDMixup, get_mix_record
 from mmstructkd.models.batch_augments.mix_record import attach_record
 from mmstructkd.registry import MODELS, build_own
-from tests.conftest import CONFIG_DIR, load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import CONFIG_DIR, load_config, save_teacher
 
 NO_AUGMENT = object()  # build(): a student preprocessor without batch augments
 

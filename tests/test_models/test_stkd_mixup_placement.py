@@ -6,8 +6,8 @@ import torch
 from mmstructkd.engine import SafeRunner
 from mmstructkd.models.batch_augments import STKDMixup
 from mmstructkd.utils.model_checks import check_batch_augment_placement
-from tests.conftest import load_config
-from tests.test_models.test_distiller import build, seg_inputs
+from tests.conftest import build_tiny_distiller as build
+from tests.conftest import load_config, seg_inputs
 
 
 @pytest.mark.parametrize('augments', [[dict(type='STKDMixup', alpha=1.0)],

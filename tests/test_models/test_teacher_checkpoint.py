@@ -1,18 +1,9 @@
-import os.path as osp
-
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmstructkd.utils import UnsafeCheckpointError, load_teacher_checkpoint, safe_load
-from tests.conftest import CONFIG_DIR
-
-
-def build(name):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        return MODELS.build(cfg.model)
+from tests.conftest import build_tiny_model as build
 
 
 def test_matching_checkpoint_loads_on_cpu(tmp_path):

@@ -1,18 +1,9 @@
 """A teacher checkpoint that does not fit lists every kind of difference, with counts."""
-import os.path as osp
-
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmstructkd.utils import load_teacher_checkpoint
-from tests.conftest import CONFIG_DIR
-
-
-def build(name: str):
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        return MODELS.build(Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py')).model)
+from tests.conftest import build_tiny_model as build
 
 
 def test_missing_unexpected_and_mismatched_keys_are_all_listed(tmp_path):

@@ -19,7 +19,8 @@ from mmstructkd.models.distillers.teacher_runtime import (flushed_thread_fractio
                                                           set_flush_denormal_all_threads)
 from mmstructkd.registry import MODELS, build_own
 from tests.conftest import CONFIG_DIR
-from tests.test_models.test_distiller import build, seg_inputs
+from tests.conftest import build_tiny_distiller as build
+from tests.conftest import seg_inputs
 
 REL_TOL = 0.02
 ARGMAX_MIN = 0.95

@@ -2,7 +2,6 @@
 training script that ships inside mmseg, through custom_imports alone."""
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -10,14 +9,7 @@ import mmseg
 import pytest
 import torch
 
-from tests.conftest import CONFIG_DIR, REPO_ROOT
-from tests.test_tools.test_train_toolboxes import save_teacher
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from tests.conftest import CONFIG_DIR, REPO_ROOT, free_port, save_teacher
 
 
 def data_options(data_root: str, ckpt: str, iters: int = 4) -> list:

@@ -10,8 +10,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 from mmstructkd.engine import SafeRunner
 
-from tests.conftest import CONFIG_DIR, REPO_ROOT, load_config
-from tests.test_tools.test_train_toolboxes import save_teacher
+from tests.conftest import CONFIG_DIR, REPO_ROOT, load_config, save_teacher
 
 MAX_ITERS = 8
 

@@ -1,25 +1,9 @@
 """A few Runner iterations per toolbox (GENERATED tiny data) that lower the loss."""
-import os.path as osp
-
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
 
-from tests.conftest import CONFIG_DIR, load_config
-
-
-def save_teacher(name: str, path: str) -> str:
-    """Save a (randomly initialised) teacher checkpoint for config ``name``."""
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        torch.manual_seed(1)
-        teacher = MODELS.build(cfg.model)
-        teacher.init_weights()
-    torch.save(dict(state_dict=teacher.state_dict(), meta=dict()), path)
-    return path
+from tests.conftest import load_config, save_teacher
 
 
 @pytest.mark.parametrize('toolbox,lr', [('seg', 0.05), ('det', 0.01), ('cls', 0.05)])

@@ -1,6 +1,7 @@
 # Fashion-MNIST (10 classes, 28x28 grey), mmpretrain's FashionMNIST dataset. It reads the
-# unpacked idx files (train-images-idx3-ubyte, ...) from data_root; benchmarks/fashion_mnist.py
-# puts them there from Debian's package dataset-fashion-mnist (no download from the web).
+# unpacked idx files (train-images-idx3-ubyte, ...) from data_root;
+# benchmarks/lib/fashion_mnist.py puts them there from Debian's package dataset-fashion-mnist (no
+# download from the web).
 dataset_type = 'FashionMNIST'
 data_root = 'data/fashion_mnist'
 data_preprocessor = dict(

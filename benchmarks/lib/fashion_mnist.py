@@ -36,12 +36,10 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 
-# isort: split
-from common import REPO_ROOT, add_report_argument
-from common import compare as common_compare
-from common import run_config
-
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
+from benchmarks.lib.common import REPO_ROOT, add_report_argument
+from benchmarks.lib.common import compare as common_compare
+from benchmarks.lib.common import run_config
+from mmstructkd.engine import SafeRunner as Runner
 
 DATA_ROOT = osp.join(REPO_ROOT, 'data', 'fashion_mnist')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'fashion_mnist')

