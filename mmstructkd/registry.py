@@ -9,17 +9,25 @@ Configs that inherit a stock config keep that toolbox's ``default_scope`` (``mms
 ``type='mmstructkd.SingleTeacherDistiller'``. Inside a distiller, recorders, connectors and
 losses are built from these registries directly, so their configs need no prefix.
 """
+from importlib.util import find_spec
+
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import Registry
 
-#: Distillers, connectors, distillation losses (and, later, discriminators).
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmstructkd.models'])
+#: Where the block-wise compression modules register (its backbone and blocks in ``MODELS``, its
+#: search spaces in ``SEARCH_SPACES``): mmpretrain modules, so only where mmpretrain is installed.
+_COMPRESSION = ['mmstructkd.compression'] if find_spec('mmpretrain') is not None else []
+
+#: Distillers, connectors, distillation losses, discriminators; compression's backbone and blocks.
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, locations=['mmstructkd.models'] + _COMPRESSION)
 #: Recorders: they are not ``nn.Module`` s, so they live with the task utilities as in mmrazor.
 TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, locations=['mmstructkd.models'])
@@ -35,10 +43,11 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 #: The DDP wrapper that lets a distiller run its own (two-optimizer) train_step.
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmstructkd.engine'])
+#: Runners: ``runner_type='mmstructkd.SafeRunner'`` (``mmstructkd.engine.runner``).
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmstructkd.engine'])
 #: Block-wise compression: per block type, the builder of its cheaper candidate blocks (callables,
 #: hence under mmengine's FUNCTIONS root: TASK_UTILS already has mmstructkd's recorders as child).
-SEARCH_SPACES = Registry(
-    'search space', parent=MMENGINE_FUNCTIONS, locations=['mmstructkd.compression'])
+SEARCH_SPACES = Registry('search space', parent=MMENGINE_FUNCTIONS, locations=_COMPRESSION)
 
 
 def build_own(registry: Registry, cfg: dict):

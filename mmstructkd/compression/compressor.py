@@ -20,7 +20,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmstructkd.registry import MODELS, build_own
-from mmstructkd.utils import load_teacher_checkpoint, safe_load
+from mmstructkd.utils.checkpoint import load_teacher_checkpoint
+from mmstructkd.utils.safe_load import safe_load
 from .block_trainer import BlockwiseTrainer, CandidateResult, candidates_state
 from .complexity import complexity, model_complexity
 from .emission import dump, kd_config, save_checkpoint, student_config, student_state_dict

@@ -39,21 +39,19 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
-from mmengine.registry import Registry
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import (_load_checkpoint_to_model, save_checkpoint,
                                         weights_to_cpu)
 from mmengine.utils import apply_to
 
+from mmstructkd.registry import RUNNERS
 from mmstructkd.utils.checkpoint import atomic_save, load_latest_intact
+from mmstructkd.utils.config_resolution import resolve_config
 from mmstructkd.utils.safe_load import encode_state, safe_load, scoped_checkpoint_loader
 from mmstructkd.utils.model_checks import check_batch_augment_placement
-from .hooks import ScheduleCheckHook
+from .hooks.schedule_check_hook import ScheduleCheckHook
 from .rng import (capture_global_rng_state, gather_rng_states, restore_global_rng_state,
                   restore_rank_rng_state)
-
-#: Runners (child of mmengine's RUNNERS): ``runner_type='mmstructkd.SafeRunner'``.
-RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmstructkd.engine'])
 
 
 class _SkipThenRestore:
@@ -131,7 +129,6 @@ class SafeRunnerMixin:
         ``num_classes``, ``max_iters``, ... set by a child config reach the places its bases
         derived from them), so a toolbox's own ``train.py`` with ``runner_type=
         'mmstructkd.SafeRunner'`` runs such a config as ``tools/train.py`` does."""
-        from mmstructkd.utils.config_resolution import resolve_config
         return super().from_cfg(resolve_config(copy.deepcopy(cfg)))
 
     @property

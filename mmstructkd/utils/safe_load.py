@@ -526,7 +526,11 @@ def _open_source(source: Union[str, bytes, IO[bytes]], name: Optional[str], role
         return local, f'{source} (cached as {local})'
     path = osp.expanduser(source)
     if not osp.isfile(path):
-        from .pretrained import missing_weights_hint  # how to make the ImageNet files
+        # Lazy: safe_load is the bottom layer (checkpoint, pretrained and the engine load
+        # through it), while the hint on how to make the ImageNet files belongs to
+        # utils.pretrained, which fetches them through safe_load and atomic_save. A
+        # module-level import would close the circle safe_load -> pretrained -> safe_load.
+        from .pretrained import missing_weights_hint
         raise FileNotFoundError(f'{role} "{source}" does not exist.' +
                                 missing_weights_hint(path))
     if osp.getsize(path) == 0:
