@@ -45,6 +45,7 @@ from mmengine.config import Config
 from benchmarks.lib.common import REPO_ROOT, markdown_table
 from benchmarks.lib.timing import (WeightReset, build_distiller, distiller_optim,
                                    interleaved_medians, median, sgd, timed)
+from mmstructkd.models.distillers import StepRecords
 from mmstructkd.testing.fake_batch import fake_data
 
 C = osp.join(REPO_ROOT, 'configs')
@@ -97,28 +98,26 @@ def make_tasks(method: str, device: str) -> Dict[str, Callable[[], float]]:
             model.teacher(inputs, teacher_batch['data_samples'], mode='tensor')
 
     def method_modules() -> float:
-        # Connectors + distillation losses (+ the critic's step) forward and backward on the
-        # tensors one step recorded, the student's detached into leaves: what the method
+        # Stages + connectors + distillation losses (+ the critic's step) forward and backward
+        # on the tensors one step recorded, the student's detached into leaves: what the method
         # itself computes, without the student, the teacher or the distiller's bookkeeping.
-        model.student_recorders.set_buffers(_leaves(recorded['student']))
-        model.teacher_recorders.set_buffers(recorded['teacher'])
         try:
             def run() -> None:
-                losses = model._distill_losses(recorded['inputs'], recorded['data_samples'],
-                                               set())
+                records = StepRecords(teacher=recorded['teacher'],
+                                      student=_leaves(recorded['student']), stages={})
+                fetched: dict = {}
+                inputs, samples = recorded['inputs'], recorded['data_samples']
+                model._run_stages(inputs, samples, records, fetched)
+                losses = model._distill_losses(inputs, records, fetched, set())
                 total = sum(v.sum() for v in losses.values() if v.requires_grad)
-                critic = getattr(model, '_critic_batch', None)
+                critic = records.stages.get('critic')
                 if critic is not None:  # the adversarial distiller's critic step(s)
-                    model._critic_batch = None
-                    real, fake = critic
                     for _ in range(model.d_steps):
-                        d_losses = model(dict(real=real, fake=fake), mode='discriminator')
+                        d_losses = model(critic, mode='discriminator')
                         total = total + sum(v for k, v in d_losses.items() if 'loss' in k)
                 total.backward()
             return timed(run)
         finally:
-            model.student_recorders.reset()
-            model.teacher_recorders.reset()
             model.zero_grad(set_to_none=True)
 
     recorded = record_step(model, data)
@@ -145,12 +144,13 @@ def record_step(model, data: dict) -> dict:
     and the preprocessed batch it ran on."""
     batch = model.data_preprocessor(copy.deepcopy(data), True)
     inputs, samples = batch['inputs'], batch['data_samples']
-    model._run_teacher(inputs, samples)
-    teacher = model.teacher_recorders.buffers()
-    with model.student_recorders.recording():
-        model.student(inputs, samples, mode='loss')  # some recorders watch the loss methods
+    teacher = model.teacher_provider.compute(inputs, samples)
+    try:
+        with model.student_recorders.recording():
+            model.student(inputs, samples, mode='loss')  # some recorders watch the loss methods
         student = model.student_recorders.buffers()
-    model.teacher_recorders.reset()
+    finally:
+        model.student_recorders.reset()
     return dict(student=student, teacher=teacher, inputs=inputs, data_samples=samples)
 
 

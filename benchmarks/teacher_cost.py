@@ -120,7 +120,8 @@ def time_pair(name: str, reps: int, cache_root: str) -> dict:
 
     def teacher_forward(model) -> float:
         with torch.no_grad():
-            return timed(lambda: model._run_teacher(prep['inputs'], prep['data_samples']))
+            return timed(lambda: model.teacher_provider.compute(prep['inputs'],
+                                                                prep['data_samples']))
 
     tasks: Dict[str, Callable[[], float]] = {
         'student step': lambda: step(student, student_optim, resets['fp32'])}

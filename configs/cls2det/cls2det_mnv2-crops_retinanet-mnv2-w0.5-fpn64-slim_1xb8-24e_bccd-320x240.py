@@ -18,8 +18,7 @@ custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
 recognition = dict(tau=2.0, loss_weight=0.4, teacher_target='sigmoid', class_reduction='mean',
                    normalize='avg_factor')
-localization = dict(layers=['input', 'backbone.conv1'], pool_sizes=[4, 8],
-                    combine='input_plus_mean', loss_weight=0.15, max_samples=64)
+localization = dict(pool_sizes=[4, 8], combine='input_plus_mean', loss_weight=0.15)
 model = dict(
     _delete_=True,
     type='mmstructkd.SingleTeacherDistiller',
@@ -29,10 +28,15 @@ model = dict(
     teacher_ckpt=None,  # set to the crop classifier's checkpoint (the benchmark does)
     student_recorders=dict(
         head=dict(type='MethodInputsRecorder', source='bbox_head.loss_by_feat')),
+    distill_stages=dict(
+        cls2det=dict(type='mmstructkd.Cls2DetStage', crop_size=112, context=0.0,
+                     clamp_boxes=True, layers=['input', 'backbone.conv1'], max_samples=64)),
+    stage_forward_mappings=dict(
+        cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))),
     distill_losses=dict(
-        loss_cls2det=dict(type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0,
-                          clamp_boxes=True,
-                          recognition=recognition, localization=localization)),
+        loss_cls2det=dict(type='mmstructkd.Cls2DetLoss', recognition=recognition,
+                          localization=localization)),
     loss_forward_mappings=dict(
-        loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
+        loss_cls2det=dict(targets=dict(from_stage='cls2det', output='targets'))),
+    teacher_runtime=dict(channels_last=True))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

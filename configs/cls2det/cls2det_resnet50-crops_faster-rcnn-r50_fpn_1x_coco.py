@@ -17,15 +17,25 @@ model = dict(
     teacher_ckpt=None,  # set to the crop classifier's checkpoint (train it first)
     student_recorders=dict(
         head=dict(type='MethodInputsRecorder', source='roi_head.bbox_head.loss_and_target')),
+    # The model work: the detector's positives, the box crops and the teacher's outputs.
+    distill_stages=dict(
+        cls2det=dict(
+            type='mmstructkd.Cls2DetStage', crop_size=112, context=0.0, clamp_boxes=True,
+            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4); released: 0
+            layers=['input', 'backbone.maxpool'], max_samples=512)),
+    stage_forward_mappings=dict(
+        cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))),
+    # The comparison: tensors only.
     distill_losses=dict(
         loss_cls2det=dict(
-            type='mmstructkd.Cls2DetLoss', crop_size=112, context=0.0, clamp_boxes=True,
-            min_size=4,  # as the teacher's crops (coco_to_crops.py --min-size 4); released: 0
+            type='mmstructkd.Cls2DetLoss',
             recognition=dict(tau=2.0, loss_weight=0.4, teacher_target='softmax',
                              normalize='avg_factor'),
-            localization=dict(layers=['input', 'backbone.maxpool'], pool_sizes=[4, 8],
-                              combine='input_plus_mean', loss_weight=0.15,
-                              max_samples=512))),
+            localization=dict(pool_sizes=[4, 8], combine='input_plus_mean',
+                              loss_weight=0.15))),
     loss_forward_mappings=dict(
-        loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
+        loss_cls2det=dict(targets=dict(from_stage='cls2det', output='targets'))),
+    # The crop classifier in channels-last memory (same values up to summation order; faster
+    # convolutions on oneDNN CPUs and tensor cores).
+    teacher_runtime=dict(channels_last=True))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

@@ -4,3 +4,4 @@ from .discriminators import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .recorders import *  # noqa: F401,F403
+from .stages import *  # noqa: F401,F403

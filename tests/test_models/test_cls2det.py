@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 from torch import nn
 
-from mmstructkd.models import Cls2DetLoss, MethodInputsRecorder
+from mmstructkd.models import Cls2DetLoss, Cls2DetStage, MethodInputsRecorder, module_probe
 from mmstructkd.models.losses.cls2det_loss import (localization_l1, recognition_kd,
                                                    reduce_positives)
 from mmstructkd.models.ops import (DetPositives, crop_and_resize, detector_positives,
@@ -21,6 +21,61 @@ from mmstructkd.models.ops import (DetPositives, crop_and_resize, detector_posit
 from mmstructkd.models.ops.box_crop import clamp_boxes_to_image
 from mmstructkd.registry import MODELS, build_own
 from tests.conftest import CONFIG_DIR, REPO_ROOT
+
+#: Keys of one classifier-to-detector setting that configure the stage (the model work).
+STAGE_KEYS = ('crop_size', 'context', 'min_size', 'clamp_boxes', 'class_map')
+
+
+class Cls2Det:
+    """A ``Cls2DetStage`` and its ``Cls2DetLoss``, configured as one setting (the keys split
+    as a distiller config splits them) and called with the models as the distiller's step
+    calls them: the stage's targets, then the loss on them."""
+
+    def __init__(self, recognition=dict(tau=2.0, loss_weight=0.4),
+                 localization=dict(layers=('input', 'backbone.maxpool'), pool_sizes=(4, 8),
+                                   loss_weight=0.15), **stage_cfg):
+        loc = None if localization is None else dict(localization)
+        layers = None if loc is None else loc.pop('layers', ('input', 'backbone.maxpool'))
+        max_samples = None if loc is None else loc.pop('max_samples', None)
+        object.__setattr__(self, 'loss', Cls2DetLoss(recognition=recognition, localization=loc))
+        object.__setattr__(self, 'stage', Cls2DetStage(
+            recognition=recognition is not None, layers=layers, max_samples=max_samples,
+            **stage_cfg))
+        self.loss.check_stage(self.stage)
+
+    @classmethod
+    def from_model_cfg(cls, model_cfg):
+        built = cls.__new__(cls)
+        object.__setattr__(built, 'stage', build_own(MODELS, model_cfg.distill_stages.cls2det))
+        object.__setattr__(built, 'loss', build_own(MODELS, model_cfg.distill_losses.loss_cls2det))
+        built.loss.check_stage(built.stage)
+        return built
+
+    def __getattr__(self, name):
+        if name in STAGE_KEYS:
+            return getattr(self.stage, name)
+        if name == 'recognition':
+            return self.loss.recognition
+        if name == 'localization':
+            if self.loss.localization is None:
+                return None
+            return dict(self.loss.localization, layers=self.stage.layers,
+                        max_samples=self.stage.max_samples)
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        setattr(self.stage if name in STAGE_KEYS else self.loss, name, value)
+
+    def _teacher_logits(self, logits, num_classes):
+        return self.stage._teacher_logits(logits, num_classes)
+
+    def loss_by_positives(self, pos, teacher, teacher_inputs, data_samples):
+        return self.loss(self.stage.targets(pos, module_probe(teacher), teacher_inputs,
+                                            data_samples))
+
+    def __call__(self, head_inputs, student, teacher, teacher_inputs, data_samples):
+        return self.loss_by_positives(detector_positives(student, head_inputs), teacher,
+                                      teacher_inputs, data_samples)
 
 
 # ------------------------------------------------------------------ the crop
@@ -289,7 +344,7 @@ def test_loss_config_errors_name_the_fix():
     with pytest.raises(ValueError, match='both None'):
         Cls2DetLoss(recognition=None, localization=None)
     with pytest.raises(ValueError, match='one entry per layer'):
-        Cls2DetLoss(localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4]))
+        Cls2Det(localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4]))
     with pytest.raises(ValueError, match='unknown keys'):
         Cls2DetLoss(recognition=dict(T=2.0))
     with pytest.raises(ValueError, match='recognition.class_reduction must be one of'):
@@ -303,7 +358,9 @@ def test_loss_config_errors_name_the_fix():
 
 
 def test_defaults_are_the_released_recipe():
-    loss = Cls2DetLoss()
+    loss = Cls2Det.from_model_cfg(Config(dict(
+        distill_stages=dict(cls2det=dict(type='Cls2DetStage')),
+        distill_losses=dict(loss_cls2det=dict(type='Cls2DetLoss')))))
     assert loss.clamp_boxes and (loss.crop_size, loss.context) == (112, 0.0)
     assert loss.recognition == dict(tau=2.0, loss_weight=0.4, teacher_target=None,
                                     class_reduction='mean', normalize='avg_factor')
@@ -431,7 +488,7 @@ def test_each_positive_gets_the_teacher_distribution_of_its_own_box():
                        bbox_preds=[torch.zeros(1, 4, *s) for s in sizes],
                        batch_gt_instances=[two_boxes()],
                        batch_img_metas=[dict(img_shape=(64, 64), pad_shape=(64, 64))])
-    loss = Cls2DetLoss(crop_size=8, recognition=dict(tau=1.0, loss_weight=1.0),
+    loss = Cls2Det(crop_size=8, recognition=dict(tau=1.0, loss_weight=1.0),
                        localization=None)
     value = loss(head_inputs, detector, MeanColourTeacher(), images, [sample])['loss_rec']
     # A student at 0 is sigmoid 0.5 for every class; the teacher of box 0 sees exactly its
@@ -483,7 +540,7 @@ def test_positives_of_each_image_get_their_own_images_box():
     # teacher's view of image 1's box 0, not of the batch's first box (image 0's).
     detector = build_detector('tiny_det_student')
     head_inputs, images, samples, colours = two_image_batch()
-    loss = Cls2DetLoss(crop_size=8, recognition=dict(tau=1.0, loss_weight=1.0),
+    loss = Cls2Det(crop_size=8, recognition=dict(tau=1.0, loss_weight=1.0),
                        localization=None)
     value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
     pos = detector_positives(detector, head_inputs)
@@ -502,7 +559,7 @@ def test_boxes_under_min_size_of_the_original_image_are_not_distilled():
     # scale_factor 2: the 24 px boxes were 12 px and the 32 px box 16 px in the original image
     detector = build_detector('tiny_det_student')
     head_inputs, images, samples, colours = two_image_batch()
-    loss = Cls2DetLoss(crop_size=8, min_size=14, recognition=dict(tau=1.0, loss_weight=1.0),
+    loss = Cls2Det(crop_size=8, min_size=14, recognition=dict(tau=1.0, loss_weight=1.0),
                        localization=None)
     value = loss(head_inputs, detector, MeanColourTeacher(), images, samples)['loss_rec']
     # only image 1's box 1 (32 px) is left; its positives all get the same target, and image 0,
@@ -529,13 +586,13 @@ def test_a_batch_without_ground_truth_gives_zero_losses_and_runs_no_teacher():
     teacher = MeanColourTeacher()
     calls = []
     teacher.register_forward_hook(lambda *args: calls.append(1))
-    losses = Cls2DetLoss(crop_size=8)(head_inputs, detector, teacher, images, samples)
+    losses = Cls2Det(crop_size=8)(head_inputs, detector, teacher, images, samples)
     assert {k: v.item() for k, v in losses.items()} == dict(loss_rec=0.0, loss_loc=0.0)
     assert calls == []
 
 
 def test_class_map_out_of_range_is_refused():
-    loss = Cls2DetLoss(class_map=[0, -1, 2])  # -1 would silently be the last class
+    loss = Cls2Det(class_map=[0, -1, 2])  # -1 would silently be the last class
     with pytest.raises(ValueError, match='class_map must give one classifier id'):
         loss._teacher_logits(torch.zeros(2, 5), 3)
 
@@ -636,8 +693,10 @@ def test_the_teacher_gets_the_batch_in_its_own_normalisation():
                                               std=[255., 255., 255.], to_rgb=True)
     model = build_own(MODELS, model).train()
     seen = {}
-    model.distill_losses['loss_cls2det'].register_forward_pre_hook(
-        lambda m, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    provider, adapt = model.teacher_provider, model.teacher_provider.teacher_inputs
+    provider.teacher_inputs = lambda x: seen.setdefault('teacher_inputs', adapt(x))
+    model.distill_stages['cls2det'].register_forward_pre_hook(
+        lambda m, args: seen.update(student=args[0].student, teacher=args[0].teacher.teacher))
     data = det_batch(model)
     model(**data, mode='loss')
     mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
@@ -672,9 +731,8 @@ def test_channels_last_crops_give_the_nchw_losses_and_gradients():
     def losses_and_grads(channels_last):
         model = build_distiller('tiny_det_cls2det')
         model.train()
-        loss_module = model.distill_losses['loss_cls2det']
-        loss_module.channels_last = channels_last
-        loss_module.localization['max_samples'] = None  # no random subset: same samples
+        model.teacher_provider.runtime.channels_last = channels_last
+        model.distill_stages['cls2det'].max_samples = None  # no random subset: same samples
         losses = model(**det_batch(model), mode='loss')
         total = (losses['distill.loss_cls2det.loss_rec'] +
                  losses['distill.loss_cls2det.loss_loc'])
@@ -726,7 +784,7 @@ def test_recognition_of_a_softmax_head_is_the_released_value_and_gradient():
                           requires_grad=True)
     pos = positives([0, 0, 2], [0, 0, 0], logits, torch.zeros(3, 4), 'softmax')
     tau, weight = 2.0, 0.4
-    loss = Cls2DetLoss(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
+    loss = Cls2Det(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
                        localization=None)
     value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
 
@@ -756,7 +814,7 @@ def test_recognition_of_a_sigmoid_head_is_the_released_value_and_gradient():
     logits = torch.tensor([[0.5, -1., 2.], [0., 0., 0.], [1., -2., 3.]], requires_grad=True)
     pos = positives([0, 0, 2], [0, 0, 0], logits, torch.zeros(3, 4), 'sigmoid')
     tau, weight = 2.0, 0.4
-    loss = Cls2DetLoss(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
+    loss = Cls2Det(crop_size=4, recognition=dict(tau=tau, loss_weight=weight),
                        localization=None)
     value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
     total, grads = 0.0, []
@@ -769,7 +827,7 @@ def test_recognition_of_a_sigmoid_head_is_the_released_value_and_gradient():
     value.backward()
     assert torch.allclose(logits.grad, torch.tensor(grads), atol=1e-7)
     # this port's earlier reading: softmax target, summed over classes, mean over positives
-    loss = Cls2DetLoss(crop_size=4, localization=None,
+    loss = Cls2Det(crop_size=4, localization=None,
                        recognition=dict(tau=tau, loss_weight=weight, teacher_target='softmax',
                                         class_reduction='sum', normalize='mean'))
     value = loss.loss_by_positives(pos, MeanColourTeacher(), images, samples)['loss_rec']
@@ -793,7 +851,7 @@ def ramp_localization(combine='input_plus_mean', clamp_boxes=True):
     samples = [gt_sample([[2, 1, 8, 12], [0, 2, 8, 10]])]
     pred = torch.tensor([[2.5, 1., 8.5, 12.], [-2., 2., 8.5, 10.]], requires_grad=True)
     pos = positives([0, 0], [0, 1], torch.zeros(2, 3), pred, 'sigmoid')
-    loss = Cls2DetLoss(crop_size=4, recognition=None, clamp_boxes=clamp_boxes,
+    loss = Cls2Det(crop_size=4, recognition=None, clamp_boxes=clamp_boxes,
                        localization=dict(layers=['input', 'backbone.0'], pool_sizes=[2, 4],
                                          loss_weight=0.15, combine=combine))
     return loss.loss_by_positives(pos, MeanColourTeacher(), image, samples)['loss_loc'], pred
@@ -827,7 +885,7 @@ def test_recognition_crops_of_boxes_across_the_border_are_clamped():
     pos = positives([0], [0], logits, torch.zeros(1, 4), 'sigmoid')
     values = {}
     for clamp in (True, False):
-        loss = Cls2DetLoss(crop_size=4, clamp_boxes=clamp, localization=None,
+        loss = Cls2Det(crop_size=4, clamp_boxes=clamp, localization=None,
                            recognition=dict(tau=1.0, loss_weight=1.0))
         values[clamp] = loss.loss_by_positives(pos, MeanColourTeacher(), images,
                                                samples)['loss_rec'].item()
@@ -885,7 +943,7 @@ CLS2DET_CONFIGS = sorted(glob.glob(osp.join(CLS2DET_DIR, 'cls2det_*.py')))
 @pytest.mark.parametrize('path', CLS2DET_CONFIGS, ids=osp.basename)
 def test_paper_configs_compute_as_the_released_code(path):
     cfg = Config.fromfile(path)
-    built = MODELS.build(cfg.model.distill_losses.loss_cls2det)
+    built = Cls2Det.from_model_cfg(cfg.model)
     assert built.clamp_boxes
     if built.recognition is not None:
         rec = built.recognition
@@ -914,3 +972,10 @@ def test_the_crop_teachers_stems_are_the_released_layer_0(teacher, stem, shape):
     feats = probe_layers(model, torch.randn(1, 3, 112, 112), [stem],
                          lambda m, x: m(x, mode='tensor'))
     assert feats[stem].shape == shape
+
+
+def test_a_config_of_the_single_loss_names_the_stage_keys():
+    # Written before the stage existed: the crop and teacher keys were the loss's.
+    with pytest.raises(ValueError, match=r"\['crop_size', 'localization.layers'\] are keys of "
+                       r"the distiller's Cls2DetStage now.*from_stage='cls2det'"):
+        Cls2DetLoss(crop_size=112, localization=dict(layers=['input'], pool_sizes=[4]))

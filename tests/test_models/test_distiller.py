@@ -9,38 +9,9 @@ from mmengine.optim import OptimWrapper
 from mmstructkd.models import SingleTeacherDistiller
 from mmstructkd.registry import MODELS, build_own
 from tests.conftest import CONFIG_DIR
-
-
-def seg_inputs(batch_size=2, size=32, seed=0):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, 255, (batch_size, 3, size, size), generator=g).float()
-    samples = []
-    for _ in range(batch_size):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 4, (1, size, size), generator=g))
-        sample.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
-                                 pad_shape=(size, size)))
-        samples.append(sample)
-    return dict(inputs=list(inputs), data_samples=samples)
-
-
-def distiller_cfg(**overrides):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'tiny_seg_distill.py'))
-    model = copy.deepcopy(cfg.model)
-    model.type = 'SingleTeacherDistiller'
-    model.student['_scope_'] = 'mmseg'
-    model.teacher['_scope_'] = 'mmseg'
-    for key, value in overrides.items():  # replace (ConfigDict.update would merge)
-        model[key] = value
-    return model
-
-
-def build(**overrides) -> SingleTeacherDistiller:
-    torch.manual_seed(0)
-    return build_own(MODELS, distiller_cfg(**overrides))
+from tests.conftest import build_tiny_distiller as build
+from tests.conftest import seg_inputs
+from tests.conftest import tiny_distiller_cfg as distiller_cfg
 
 
 def test_teacher_is_frozen_and_stays_in_eval_mode_while_student_trains():
@@ -106,7 +77,7 @@ def test_teacher_runs_only_as_far_as_its_recorders_need():
     data = model.data_preprocessor(seg_inputs(), True)
     model(**data, mode='loss')  # first step: traced, full forward
     assert calls == ['layer3', 'head']
-    assert model._teacher_forward.stop_point == ('backbone.layer2', 0)
+    assert model.teacher_provider.partial_forward.stop_point == ('backbone.layer2', 0)
     calls.clear()
     losses = model(**data, mode='loss')
     assert calls == []  # layer3, layer4 and the decode head were skipped

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from mmstructkd.models import MixRecord, STKDLoss, STKDMixup, get_mix_record
 from mmstructkd.models.batch_augments.mix_record import attach_record
+from mmstructkd.models.stages.label_stages import mix_outputs
 from mmstructkd.registry import MODELS, build_own
 from tests.conftest import CONFIG_DIR, load_config, save_teacher
 
@@ -156,6 +157,11 @@ def test_mixed_label_ce_and_the_kd_term_match_hand_computed_values():
     assert losses['distill.loss_stkd'].item() == pytest.approx(kd.item(), rel=1e-5)
 
 
+def mix_virtual(data_samples):
+    """What the distiller's STKDMixRecord stage gives STKDLoss: the virtual samples."""
+    return mix_outputs(data_samples, 'test')['virtual']
+
+
 def samples_with_record(record):
     from mmpretrain.structures import DataSample
     scores = torch.eye(2)[torch.zeros(len(record), dtype=torch.long)]
@@ -172,8 +178,9 @@ def test_stkd_loss_matches_closed_form_values():
     t = torch.tensor([[2 * math.log(3), 0.], [0., 0.]])
     virtual = 4 * (0.75 * math.log(1.5) + 0.25 * math.log(0.5))
     clean = 4 * 0.5 * math.log(4 / 3)
-    assert STKDLoss(tau=2.0)(s, t, samples).item() == pytest.approx(virtual, rel=1e-6)
-    out = STKDLoss(tau=2.0, virtual_weight=2.0, clean_weight=0.5)(s, t, samples)
+    value = STKDLoss(tau=2.0)(s, t, mix_virtual(samples))
+    assert value.item() == pytest.approx(virtual, rel=1e-6)
+    out = STKDLoss(tau=2.0, virtual_weight=2.0, clean_weight=0.5)(s, t, mix_virtual(samples))
     assert out['virtual'].item() == pytest.approx(2 * virtual, rel=1e-6)
     assert out['clean'].item() == pytest.approx(0.5 * clean, rel=1e-6)
 
@@ -220,7 +227,7 @@ def test_no_mixing_at_validation():
     predictions = model.val_step(copy.deepcopy(batch))
     assert len(predictions) == 8 and records == []
     with pytest.raises(RuntimeError, match='no STKD mixing record'):
-        STKDLoss()(torch.zeros(8, 3), torch.zeros(8, 3), val['data_samples'])
+        STKDLoss()(torch.zeros(8, 3), torch.zeros(8, 3), mix_virtual(val['data_samples']))
 
 
 # ------------------------------------------------------------------ errors
@@ -256,13 +263,13 @@ def test_data_samples_out_of_batch_order_and_bad_arguments_are_refused():
     record = MixRecord(lam=0.3, perm=torch.tensor([1, 0]), virtual=torch.tensor([True, True]))
     samples = samples_with_record(record)
     with pytest.raises(RuntimeError, match='not the mixed batch in its order'):
-        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 2), samples[::-1])
+        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 2), mix_virtual(samples[::-1]))
     with pytest.raises(RuntimeError, match='not the mixed batch in its order'):
-        STKDLoss()(torch.zeros(1, 2), torch.zeros(1, 2), samples[:1])
+        STKDLoss()(torch.zeros(1, 2), torch.zeros(1, 2), mix_virtual(samples[:1]))
     with pytest.raises(ValueError, match=r'shape \(N, C\) with N=2'):
-        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 3), samples)
+        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 3), mix_virtual(samples))
     with pytest.raises(ValueError, match='needs the data samples'):
-        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 2), None)
+        STKDLoss()(torch.zeros(2, 2), torch.zeros(2, 2), mix_virtual(None))
     with pytest.raises(ValueError, match='alpha must be positive'):
         STKDMixup(alpha=0)
     with pytest.raises(ValueError, match=r'clean_ratio must be in \[0, 1\)'):
@@ -290,3 +297,11 @@ def test_a_few_training_iterations_lower_the_loss(data_roots, tmp_path):
     assert history[-4:].mean() < history[:4].mean(), history
     assert np.all(np.isfinite(hub.get_scalar('train/distill.loss_stkd').data[0]))
     assert 'val/accuracy/top1' in hub.log_scalars  # validated after training (no mixing)
+
+
+def test_a_mapping_without_the_mixing_record_names_the_stage():
+    mappings = dict(loss_stkd=dict(preds_S=dict(from_student=True, recorder='logits'),
+                                   preds_T=dict(from_student=False, recorder='logits')))
+    with pytest.raises(ValueError, match=r"needs arguments \['virtual'\].*comes from the "
+                       r"STKDMixRecord stage"):
+        build(loss_forward_mappings=mappings, distill_stages=None)

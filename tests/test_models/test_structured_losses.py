@@ -7,6 +7,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmstructkd.models.losses import PairWiseLoss, PixelWiseLoss
+from mmstructkd.models.stages import stack_seg_labels
 
 KL_HAND = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
 
@@ -21,7 +22,7 @@ def test_pixel_wise_ignores_pixels_and_matches_hand_value():
     t = torch.zeros(1, 2, 1, 2)
     t[0, :, 0, 0] = torch.tensor([0.0, math.log(3.0)])
     t[0, :, 0, 1] = torch.tensor([5.0, -5.0])
-    loss = PixelWiseLoss(loss_weight=10.0)(s, t, [seg_sample([[1, 255]])])
+    loss = PixelWiseLoss(loss_weight=10.0)(s, t, stack_seg_labels([seg_sample([[1, 255]])]))
     assert loss.item() == pytest.approx(10 * KL_HAND, rel=1e-5)
     # Without an ignore index both pixels count.
     both = PixelWiseLoss(ignore_index=None)(s, t)
@@ -29,7 +30,7 @@ def test_pixel_wise_ignores_pixels_and_matches_hand_value():
     kl1 = float((p * (p / 0.5).log()).sum())
     assert both.item() == pytest.approx((KL_HAND + kl1) / 2, rel=1e-5)
     # Everything ignored: zero, not NaN.
-    assert PixelWiseLoss()(s, t, [seg_sample([[255, 255]])]).item() == 0.0
+    assert PixelWiseLoss()(s, t, stack_seg_labels([seg_sample([[255, 255]])])).item() == 0.0
 
 
 def test_pixel_wise_sigmoid_is_binary_kl_and_student_is_resized():
@@ -106,7 +107,8 @@ def test_pixel_wise_official_form_value_and_gradient():
     t = torch.randn(n, c, h, w)
     labels = [[[255] * w] * h] * n  # every label ignored: the official form keeps them
     loss = PixelWiseLoss(loss_weight=10.0, divergence='ce', normalize='image_area',
-                         ignore_index=None)(s, t, [seg_sample(lab) for lab in labels])
+                         ignore_index=None)(s, t,
+                                            stack_seg_labels([seg_sample(lab) for lab in labels]))
     hand = 0.0
     for i in range(n):
         for y in range(h):

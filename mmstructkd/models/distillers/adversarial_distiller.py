@@ -1,5 +1,5 @@
 """Holistic (adversarial) distillation: a single-teacher distiller plus a WGAN-GP critic."""
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from mmengine.dist import get_rank
@@ -7,11 +7,12 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from mmstructkd.models.discriminators import gradient_penalty
+from mmstructkd.models.discriminators.structkd_discriminator import gradient_penalty
 from mmstructkd.models.losses.utils import resize_to
-from mmstructkd.models.recorders import get_submodule_or_raise
+from mmstructkd.models.recorders.base_recorder import get_submodule_or_raise
 from mmstructkd.registry import MODELS, build_own
-from .single_teacher_distiller import SingleTeacherDistiller, _to_fp32
+from .single_teacher_distiller import (SingleTeacherDistiller, StepRecords, _device_type,
+                                       _to_fp32)
 
 #: The two optimizer wrappers the adversarial train_step needs.
 OPTIM_KEYS = ('generator', 'discriminator')
@@ -22,9 +23,10 @@ class AdversarialDistiller(SingleTeacherDistiller):
     """Adds holistic distillation (Liu et al., TPAMI 2020) to :class:`SingleTeacherDistiller`.
 
     The student is the generator: besides its task and distillation losses it gets
-    ``distill.loss_adv = -adv_loss_weight * mean D(student map [+ image])``. After each
-    student step the critic ``D`` takes ``d_steps`` steps of the WGAN-GP loss on the detached
-    maps, teacher = real, student = fake:
+    ``distill.loss_adv = -adv_loss_weight * mean D(student map [+ image])``; the step's
+    ``critic`` record keeps the critic's inputs, detached (``real``: the teacher's map,
+    ``fake``: the student's). After each student step the critic ``D`` takes ``d_steps`` steps
+    of the WGAN-GP loss on them, teacher = real, student = fake:
     ``disc.loss_real = -mean D(real)``, ``disc.loss_fake = mean D(fake)``,
     ``disc.loss_gp = gp_weight * E(||grad D(x_hat)|| - 1)^2``; ``disc.wasserstein`` logs the
     critic's estimate ``mean D(real) - mean D(fake)``. The critic's losses are multiplied by
@@ -99,8 +101,6 @@ class AdversarialDistiller(SingleTeacherDistiller):
         self.gp_generator = torch.Generator()
         self.gp_generator.manual_seed((torch.initial_seed() + 1_000_003 * get_rank()) % 2**63)
         self.loss_scales['loss_adv'] = 1.0
-        # Critic inputs of the last student step (detached), for the critic's own steps.
-        self._critic_batch: Optional[Tuple[Tensor, Tensor]] = None
 
     def _teacher_map_channels(self, spec: dict) -> int:
         """Channels of the teacher map the critic judges, read off the module that makes it:
@@ -139,28 +139,28 @@ class AdversarialDistiller(SingleTeacherDistiller):
         return any(v != 0 for v in self.loss_scales.values())
 
     # ------------------------------------------------------------------ student side
-    def _distill_losses(self, inputs: Tensor, data_samples: Any,
+    def _distill_losses(self, inputs: Tensor, records: StepRecords, fetched: Dict[tuple, Any],
                         used_connectors: set) -> Dict[str, Tensor]:
-        losses = super()._distill_losses(inputs, data_samples, used_connectors)
+        """The distillation losses plus ``loss_adv``; the critic's inputs of this step become
+        the ``critic`` record (``real``, ``fake``: detached critic inputs)."""
+        losses = super()._distill_losses(inputs, records, fetched, used_connectors)
         scale = self.loss_scales['loss_adv']
         if scale == 0:
             return losses
-        cache: Dict[tuple, Any] = {}
-        fetched = {k: _to_fp32(self._fetch(spec, cache))
-                   for k, spec in self.adversarial_mapping.items()}
+        maps = {k: _to_fp32(self._fetch(spec, records, fetched))
+                for k, spec in self.adversarial_mapping.items()}
         used_connectors.update(spec.get('connector') for spec in self.adversarial_mapping.values())
         image = _to_fp32(inputs).detach()
-        device_type = image.device.type
         # The critic compares maps of one size: the student's is resized to the teacher's.
-        student_map, teacher_map = resize_to(fetched['student'], fetched['teacher'].detach(),
+        student_map, teacher_map = resize_to(maps['student'], maps['teacher'].detach(),
                                              'AdversarialDistiller')
-        with torch.autocast(device_type=device_type, enabled=False):
+        with torch.autocast(device_type=_device_type(inputs), enabled=False):
             fake = self.discriminator.build_input(student_map, image)
             real = self.discriminator.build_input(teacher_map, image)
             # The critic is frozen here (see train_step): the gradient reaches the student only.
             losses['distill.loss_adv'] = -self.discriminator(fake).mean() * \
                 self.adv_loss_weight * scale
-        self._critic_batch = (real.detach(), fake.detach())
+        records.stages['critic'] = dict(real=real.detach(), fake=fake.detach())
         return losses
 
     # ------------------------------------------------------------------ critic side
@@ -194,11 +194,17 @@ class AdversarialDistiller(SingleTeacherDistiller):
 
     def forward(self, inputs: Union[Tensor, dict], data_samples: Optional[List[
             BaseDataElement]] = None, mode: str = 'tensor') -> Any:
-        """Adds ``mode='discriminator'``: ``inputs`` is ``dict(real=..., fake=...)``.
+        """Adds two modes. ``'generator'``: the student's step, returning ``(losses, critic)``
+        with ``critic`` the step's ``dict(real=..., fake=...)`` (None when it did not
+        distil). ``'discriminator'``: the critic's losses; ``inputs`` is that dict.
 
-        Routing the critic's step through ``forward`` lets the DDP wrapper synchronise its
-        gradients like any other forward pass.
+        Routing both steps through ``forward`` lets the DDP wrapper synchronise their gradients
+        like any other forward pass.
         """
+        if mode == 'generator':
+            result = self.distill_step(inputs, data_samples)
+            critic = result.records.stages.get('critic') if result.distilled else None
+            return result.losses, critic
         if mode == 'discriminator':
             return self.discriminator_loss(inputs['real'], inputs['fake'])
         return super().forward(inputs, data_samples, mode)
@@ -228,19 +234,17 @@ class AdversarialDistiller(SingleTeacherDistiller):
         forward = forward or self
         g_wrapper: OptimWrapper = optim_wrapper['generator']
         d_wrapper: OptimWrapper = optim_wrapper['discriminator']
-        self._critic_batch = None
         self.discriminator.requires_grad_(False)
         try:
             with g_wrapper.optim_context(forward):
                 data = self.data_preprocessor(data, True)
-                losses = forward(**data, mode='loss')
+                losses, critic = forward(**data, mode='generator')
             parsed, log_vars = self.parse_losses(losses)
             g_wrapper.update_params(parsed)
         finally:
             self.discriminator.requires_grad_(True)
-        if self._critic_batch is not None:
-            real, fake = self._critic_batch
-            self._critic_batch = None
+        if critic is not None:
+            real, fake = critic['real'], critic['fake']
             for _ in range(self.d_steps):
                 with d_wrapper.optim_context(forward):
                     d_losses = forward(dict(real=real, fake=fake), mode='discriminator')

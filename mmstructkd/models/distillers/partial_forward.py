@@ -1,18 +1,16 @@
 """Run a model only as far as its recorders need.
 
 The first call runs the whole forward while timing when each recorder gets its last entry
-(in terms of module calls). Later calls raise ``_StopForward`` from a hook right after that
-module call, so a teacher whose losses use only backbone features never runs its head.
+(in terms of module calls). Later calls stop the forward right after that module call
+(:func:`~mmstructkd.models.ops.forward_until.forward_until`), so a teacher whose losses use only
+backbone features never runs its head.
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
-from mmstructkd.models.recorders import RecorderManager
-
-
-class _StopForward(Exception):
-    """Raised by the stop hook to end a forward pass early."""
+from mmstructkd.models.ops.forward_until import forward_until
+from mmstructkd.models.recorders.recorder_manager import RecorderManager
 
 
 class PartialForward:
@@ -31,8 +29,6 @@ class PartialForward:
         # Set by the first (tracing) call: the module call after which all data is there.
         self._stop_at: Optional[Tuple[str, int]] = None
         self._expected_counts: Optional[Dict[str, int]] = None
-        self._calls = 0
-        self._handle = None
 
     @property
     def stop_point(self) -> Optional[Tuple[str, int]]:
@@ -40,7 +36,7 @@ class PartialForward:
         return self._stop_at
 
     def _counts(self) -> Dict[str, int]:
-        return {name: len(r.data_buffer) for name, r in self.recorders.recorders.items()}
+        return self.recorders.counts()
 
     def __call__(self, forward_fn: Callable[[], Any]) -> None:
         if not self.enabled:
@@ -85,21 +81,13 @@ class PartialForward:
             forward_fn()
         else:
             name, call_idx = self._stop_at
-            module = self.model.get_submodule(name)
-            self._calls = 0
+            calls = []
 
-            def stop_hook(module, inputs, outputs):
-                self._calls += 1
-                if self._calls > call_idx:
-                    raise _StopForward
+            def done() -> bool:
+                calls.append(1)
+                return len(calls) > call_idx
 
-            handle = module.register_forward_hook(stop_hook)
-            try:
-                forward_fn()
-            except _StopForward:
-                pass
-            finally:
-                handle.remove()
+            forward_until(forward_fn, [self.model.get_submodule(name)], done)
         counts = self._counts()
         if counts != self._expected_counts:
             raise RuntimeError(

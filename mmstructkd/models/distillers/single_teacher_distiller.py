@@ -2,7 +2,7 @@
 import copy
 import inspect
 import json
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -10,23 +10,35 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
-from mmstructkd.models.recorders import RecorderManager
+from mmstructkd.models.recorders.base_recorder import select_record
+from mmstructkd.models.recorders.recorder_manager import RecorderManager
+from mmstructkd.models.stages.base_stage import StepInputs
 from mmstructkd.registry import MODELS, build_own
-from mmstructkd.utils import build_model_from_spec, load_teacher_checkpoint
-from mmstructkd.utils.config_utils import apply_num_classes, set_num_classes
-from .partial_forward import PartialForward
-from .teacher_cache import Buffers, TeacherCache, weights_digest
+from mmstructkd.utils.checkpoint import load_teacher_checkpoint
+from mmstructkd.utils.config_utils import (apply_num_classes, build_model_from_spec,
+                                           set_num_classes)
 from .teacher_inputs import TeacherInputAdapter
-from .teacher_runtime import TeacherRuntime
+from .teacher_provider import TeacherProvider
 
-#: Loss arguments with these names are filled in by the distiller when no mapping names them:
-#: the batch's ground truth and images, the images in the teacher's normalisation, and the
-#: models themselves (for losses that run the frozen teacher on inputs of their own, or use
-#: the student's assigner, as classifier-to-detector distillation does).
-AUTO_ARGS = ('data_samples', 'inputs', 'teacher_inputs', 'student', 'teacher')
-#: Keys a mapping of a loss argument to a recorded tensor may have.
+#: Keys a mapping of a loss (or stage) argument may have: a recorded tensor
+#: (``from_student``, ``recorder``, ``record_idx``, ``data_idx``, optionally through a
+#: ``connector`` with ``connector_kwargs``) or a stage's record (``from_stage``, ``output``).
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector',
-                'connector_kwargs'}
+                'connector_kwargs', 'from_stage', 'output'}
+
+
+class StepRecords(NamedTuple):
+    """Everything recorded or computed in one distillation step, by where it comes from."""
+    teacher: Dict[str, list]  # recorder name -> items (the teacher provider's records)
+    student: Dict[str, list]  # recorder name -> items
+    stages: Dict[str, Dict[str, Any]]  # stage name -> record name -> value
+
+
+class StepResult(NamedTuple):
+    """What :meth:`SingleTeacherDistiller.distill_step` returns."""
+    losses: Dict[str, Tensor]
+    records: StepRecords
+    distilled: bool  # False: no distillation this step (switched off, or skipped non-finite)
 
 
 def _to_fp32(obj: Any) -> Any:
@@ -67,12 +79,22 @@ def _check_loss_weight(name: str, loss: nn.Module) -> None:
 class SingleTeacherDistiller(BaseModel):
     """Distils a frozen teacher into a student through recorded tensors and losses.
 
-    One training step: the student's data preprocessor prepares the batch (teacher and student
-    see the same tensor); the teacher runs in eval mode under ``no_grad``, only as far as its
-    recorders need, optionally cheaper (``teacher_runtime``: bf16/fp16 autocast, channels_last,
-    ``torch.compile``); the student runs ``mode='loss'`` with its recorders on; every distillation
-    loss gets its arguments from ``loss_forward_mappings`` (recorded tensors, optionally through
-    a connector, and ``data_samples`` / ``inputs`` when its ``forward`` asks for them).
+    One training step (:meth:`distill_step`), top to bottom:
+
+    1. the student's data preprocessor has prepared the batch (teacher and student see the same
+       tensor);
+    2. **teacher**: :class:`TeacherProvider` returns the teacher's records (name -> recorded
+       items): input adapter, runtime, forward under ``no_grad`` in eval mode only as far as its
+       recorders need, or a read of the teacher cache;
+    3. **student**: ``mode='loss'`` with its recorders on; its task losses are logged as
+       ``student.<name>``;
+    4. **stages** (``distill_stages``, in order): work that needs a model or the data samples
+       (the detector's positives, teacher features of box crops, the mixing record, label maps)
+       puts named records into the step;
+    5. **losses**: each distillation loss gets tensors only, as ``loss_forward_mappings`` say
+       (recorded tensors, optionally through a connector, or a stage's records), in fp32, and
+       is logged as ``distill.<name>``.
+
     Validation and testing run the student alone.
 
     Args:
@@ -105,7 +127,13 @@ class SingleTeacherDistiller(BaseModel):
             which gives the loss (or the connector) a list of tensors, one per recorder (e.g.
             one per backbone stage). ``connector_kwargs=dict(arg=<mapping>)`` passes the
             connector further recorded tensors by keyword (e.g. the teacher's stages, whose
-            sizes ``ReviewKDConnector(output_size='teacher')`` takes).
+            sizes ``ReviewKDConnector(output_size='teacher')`` takes). A stage's record is
+            ``dict(from_stage=<stage name>, output=<record name>)``.
+        distill_stages (dict, optional): Stage name -> stage config
+            (:class:`~mmstructkd.models.stages.DistillStage`), run in this order after the
+            student's forward, e.g. ``dict(cls2det=dict(type='Cls2DetStage', ...))``.
+        stage_forward_mappings (dict, optional): Stage name -> {argument name -> mapping}, as
+            ``loss_forward_mappings`` (a stage may read the records of the stages before it).
         calculate_student_loss (bool): Add the student's own task losses (logged as
             ``student.<name>``). Defaults to True.
         teacher_forward (str): ``'auto'`` stops the teacher's forward once its recorders are
@@ -152,6 +180,8 @@ class SingleTeacherDistiller(BaseModel):
                  connectors: Optional[Dict[str, dict]] = None,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  loss_forward_mappings: Optional[Dict[str, Dict[str, dict]]] = None,
+                 distill_stages: Optional[Dict[str, dict]] = None,
+                 stage_forward_mappings: Optional[Dict[str, Dict[str, dict]]] = None,
                  calculate_student_loss: bool = True,
                  teacher_forward: str = 'auto',
                  teacher_mode: str = 'tensor',
@@ -196,27 +226,22 @@ class SingleTeacherDistiller(BaseModel):
         self.teacher_recorders = RecorderManager(teacher_recorders)
         self.student_recorders.prepare(self.student)
         self.teacher_recorders.prepare(self.teacher)
-        self._teacher_forward = PartialForward(
-            self.teacher, self.teacher_recorders, enabled=teacher_forward == 'auto')
-        self.teacher_runtime = TeacherRuntime.from_config(
-            self.teacher, self.teacher_recorders, teacher_runtime)
-        if self.teacher_runtime.compiles and teacher_forward == 'auto':
-            # Checked with torch 2.14: Dynamo cannot trace the exception PartialForward raises
-            # from its stop hook and falls back to eager for the whole teacher forward, so the
-            # compile would cost its time and speed up nothing.
+        if teacher_cache and getattr(self.student.data_preprocessor, 'batch_augments',
+                                     None) is not None:
             raise ValueError(
-                'teacher_runtime.compile needs teacher_forward="full": the early stop of '
-                'teacher_forward="auto" raises an exception from a forward hook, on which '
-                'torch.compile falls back to running the whole teacher eagerly. Set '
-                'teacher_forward="full" to compile the full forward, or compile=False to keep '
-                'stopping the eager teacher after its last recorder.')
-
-        self.teacher_cache = self._build_teacher_cache(
-            teacher_cache, teacher=teacher, teacher_recorders=teacher_recorders,
-            teacher_mode=teacher_mode, teacher_runtime=teacher_runtime)
+                'teacher_cache cannot be used with batch augments (the student\'s '
+                'data_preprocessor.batch_augments): they mix or change samples after the '
+                'dataset, so a cached teacher output would belong to another input.')
+        self.teacher_provider = TeacherProvider(
+            self.teacher, self.teacher_recorders, self.teacher_input_adapter, mode=teacher_mode,
+            stop_early=teacher_forward == 'auto', runtime=teacher_runtime, cache=teacher_cache,
+            fingerprint=dict(teacher=teacher, teacher_mode=teacher_mode,
+                             teacher_runtime=teacher_runtime))
 
         self.connectors = nn.ModuleDict(
             {name: build_own(MODELS, cfg) for name, cfg in (connectors or {}).items()})
+        self.distill_stages = nn.ModuleDict(
+            {name: build_own(MODELS, cfg) for name, cfg in (distill_stages or {}).items()})
         self.distill_losses = nn.ModuleDict()
         for name, cfg in (distill_losses or {}).items():
             if 'loss' not in name:
@@ -228,68 +253,75 @@ class SingleTeacherDistiller(BaseModel):
         #: Steps whose distillation losses were dropped as non-finite (``skip_nonfinite``).
         self.nonfinite_steps = 0
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
+        self.stage_forward_mappings = dict(stage_forward_mappings or {})
         self._check_mappings()
         #: Runtime multiplier of each distillation loss, set by DistillLossWeightHook.
         self.loss_scales: Dict[str, float] = {name: 1.0 for name in self.distill_losses}
 
-    def _build_teacher_cache(self, cfg: Optional[dict], **fingerprint: Any
-                             ) -> Optional[TeacherCache]:
-        if not cfg:
-            return None
-        cfg = dict(cfg)
-        if 'dir' not in cfg:
-            raise ValueError("teacher_cache needs dir=<cache folder>, e.g. "
-                             "dict(dir='work_dirs/teacher_cache')")
-        if getattr(self.student.data_preprocessor, 'batch_augments', None) is not None:
-            raise ValueError(
-                'teacher_cache cannot be used with batch augments (the student\'s '
-                'data_preprocessor.batch_augments): they mix or change samples after the '
-                'dataset, so a cached teacher output would belong to another input.')
-        if not isinstance(fingerprint['teacher'], dict):  # a built module: its class
-            fingerprint['teacher'] = type(fingerprint['teacher']).__name__
-        fingerprint['teacher_recorders'] = {
-            name: repr(rec) for name, rec in self.teacher_recorders.recorders.items()}
-        fingerprint['recorders'] = sorted(self.teacher_recorders.recorders)
-        fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=repr))
-        return TeacherCache(fingerprint=fingerprint, weights_fn=lambda: weights_digest(
-            self.teacher), **cfg)
-
     # ------------------------------------------------------------------ set-up checks
     def _check_mappings(self) -> None:
-        self._auto_args: Dict[str, List[str]] = {}
-        extra = sorted(set(self.loss_forward_mappings) - set(self.distill_losses))
-        if extra:
-            raise ValueError(f'loss_forward_mappings name losses that are not in distill_losses: '
-                             f'{extra}; defined losses: {sorted(self.distill_losses)}')
-        for loss_name, loss in self.distill_losses.items():
-            mapping = self.loss_forward_mappings.get(loss_name, {})
-            params = inspect.signature(loss.forward).parameters
-            accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-            for arg, spec in mapping.items():
-                where = f'loss_forward_mappings["{loss_name}"]["{arg}"]'
-                if arg not in params and not accepts_any:
-                    raise ValueError(f'{where}: {type(loss).__name__}.forward has no argument '
-                                     f'"{arg}"; its arguments are {list(params)}.')
-                self._check_mapping(where, spec)
-            missing = [name for name, p in params.items()
-                       if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                              p.KEYWORD_ONLY)
-                       and name not in mapping and name not in AUTO_ARGS]
-            if missing:
-                raise ValueError(f'loss "{loss_name}" ({type(loss).__name__}) needs arguments '
-                                 f'{missing} that loss_forward_mappings["{loss_name}"] does not '
-                                 'map to a recorder.')
-            # data_samples / inputs are passed when forward names them and no mapping does.
-            self._auto_args[loss_name] = [a for a in AUTO_ARGS if a in params and a not in mapping]
+        for what, mappings, modules in (
+                ('loss', self.loss_forward_mappings, self.distill_losses),
+                ('stage', self.stage_forward_mappings, self.distill_stages)):
+            extra = sorted(set(mappings) - set(modules))
+            if extra:
+                raise ValueError(f'{what}_forward_mappings name {what}s that are not in '
+                                 f'distill_{what}s: {extra}; defined {what}s: '
+                                 f'{sorted(modules)}')
+        stages = list(self.distill_stages)
+        for i, (name, stage) in enumerate(self.distill_stages.items()):
+            self._check_module_mapping('stage', name, stage,
+                                       self.stage_forward_mappings.get(name, {}),
+                                       earlier_stages=stages[:i], skip=('step', ))
+        for name, loss in self.distill_losses.items():
+            self._check_module_mapping('loss', name, loss,
+                                       self.loss_forward_mappings.get(name, {}),
+                                       earlier_stages=stages)
 
-    def _check_mapping(self, where: str, spec: Any) -> None:
+    def _check_module_mapping(self, what: str, name: str, module: nn.Module,
+                              mapping: Dict[str, dict], earlier_stages: List[str],
+                              skip: tuple = ()) -> None:
+        """Check that ``mapping`` fills every required argument of ``module.forward`` from
+        recorders, connectors or the stages it may read."""
+        params = {k: p for k, p in inspect.signature(module.forward).parameters.items()
+                  if k not in skip}
+        accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        for arg, spec in mapping.items():
+            where = f'{what}_forward_mappings["{name}"]["{arg}"]'
+            if arg not in params and not accepts_any:
+                raise ValueError(f'{where}: {type(module).__name__}.forward has no argument '
+                                 f'"{arg}"; its arguments are {list(params)}.')
+            self._check_mapping(where, spec, earlier_stages)
+            if isinstance(spec, dict) and 'from_stage' in spec:
+                check = getattr(module, 'check_stage', None)
+                if check is not None:  # e.g. Cls2DetLoss: the stage makes what it compares
+                    check(self.distill_stages[spec['from_stage']])
+        missing = [arg for arg, p in params.items()
+                   if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                          p.KEYWORD_ONLY)
+                   and arg not in mapping]
+        if missing:
+            # A module may say where an argument comes from (e.g. a stage that makes it).
+            sources = getattr(module, 'ARG_SOURCES', {})
+            hints = ''.join(f' "{arg}" comes from {sources[arg]}.' for arg in missing
+                            if arg in sources)
+            raise ValueError(f'{what} "{name}" ({type(module).__name__}) needs arguments '
+                             f'{missing} that {what}_forward_mappings["{name}"] does not map '
+                             f'to a recorder or a stage output.{hints}')
+
+    def _check_mapping(self, where: str, spec: Any,
+                       stages: Optional[List[str]] = None) -> None:
+        if isinstance(spec, dict) and 'from_stage' in spec:
+            self._check_stage_mapping(where, spec, list(self.distill_stages)
+                                      if stages is None else stages)
+            return
         if not isinstance(spec, dict) or 'recorder' not in spec or 'from_student' not in spec:
             raise ValueError(f'{where} must be dict(from_student=True|False, recorder=NAME, '
-                             f'...), got {spec!r}')
-        unknown = set(spec) - MAPPING_KEYS
+                             f'...) or dict(from_stage=NAME, output=NAME), got {spec!r}')
+        unknown = set(spec) - MAPPING_KEYS | (set(spec) & {'output'})
         if unknown:
             raise ValueError(f'{where} has unknown keys {sorted(unknown)}; allowed: '
-                             f'{sorted(MAPPING_KEYS)}')
+                             f'{sorted(MAPPING_KEYS - {"from_stage", "output"})}')
         recorders = self.student_recorders if spec['from_student'] else self.teacher_recorders
         side = 'student' if spec['from_student'] else 'teacher'
         names = spec['recorder']
@@ -318,7 +350,21 @@ class SingleTeacherDistiller(BaseModel):
                     raise ValueError(f'{where}: connector "{connector}" '
                                      f'({type(self.connectors[connector]).__name__}.forward) has '
                                      f'no argument "{arg}"; its arguments are {list(params)}.')
-                self._check_mapping(f'{where}["connector_kwargs"]["{arg}"]', sub_spec)
+                self._check_mapping(f'{where}["connector_kwargs"]["{arg}"]', sub_spec, stages)
+
+    def _check_stage_mapping(self, where: str, spec: dict, stages: List[str]) -> None:
+        if set(spec) != {'from_stage', 'output'}:
+            raise ValueError(f'{where}: a stage record is dict(from_stage=NAME, output=NAME), '
+                             f'got {spec!r}')
+        stage = spec['from_stage']
+        if stage not in stages:
+            known = sorted(self.distill_stages)
+            raise ValueError(f'{where}: no stage "{stage}" runs before it; distill_stages '
+                             f'defines {known} (a stage reads only the stages before it).')
+        stage_type = type(self.distill_stages[stage])
+        if spec['output'] not in stage_type.OUTPUTS:
+            raise ValueError(f'{where}: stage "{stage}" ({stage_type.__name__}) has no output '
+                             f'"{spec["output"]}"; it outputs {list(stage_type.OUTPUTS)}.')
 
     def init_weights(self) -> None:
         """Load the teacher checkpoint, then initialise the rest (the student by its config)."""
@@ -347,7 +393,12 @@ class SingleTeacherDistiller(BaseModel):
     def teacher_deviation(self) -> Optional[Dict[str, Dict[str, Optional[float]]]]:
         """Per teacher recorder, how far the cheap teacher (``teacher_runtime``) is from the
         fp32 one on the first checked batch (see :func:`output_deviation`); None until then."""
-        return self.teacher_runtime.deviation
+        return self.teacher_provider.runtime.deviation
+
+    @property
+    def teacher_cache(self):
+        """The teacher provider's :class:`~.teacher_cache.TeacherCache` (None without one)."""
+        return self.teacher_provider.cache
 
     @property
     def distillation_active(self) -> bool:
@@ -356,36 +407,66 @@ class SingleTeacherDistiller(BaseModel):
 
     # ------------------------------------------------------------------ the step
     def loss(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]]) -> dict:
-        """Teacher forward, student loss forward, distillation losses.
+        """Teacher, student, stages, distillation losses (see :meth:`distill_step`).
 
         Returns:
             dict[str, Tensor]: ``student.<name>`` task losses and ``distill.<name>`` losses.
         """
+        return self.distill_step(inputs, data_samples).losses
+
+    def distill_step(self, inputs: Tensor,
+                     data_samples: Optional[List[BaseDataElement]]) -> StepResult:
+        """One distillation step on a preprocessed batch.
+
+        Args:
+            inputs (Tensor): shape (N, C, H, W), the student's preprocessed batch.
+            data_samples (list, optional): Its data samples.
+
+        Returns:
+            StepResult: The losses, the step's records and whether it distilled.
+        """
         losses: Dict[str, Tensor] = {}
+        records = StepRecords(teacher={}, student={}, stages={})
         distill = self.distillation_active
+        # 1. The teacher's records (computed, or read from the teacher cache).
+        if distill and len(self.teacher_recorders):
+            records.teacher.update(self.teacher_provider(inputs, data_samples))
+        # 2. The student: task losses, and its records.
         try:
-            if distill and len(self.teacher_recorders):
-                if self.teacher_cache is None:
-                    self._run_teacher(inputs, data_samples)
-                else:
-                    self.teacher_recorders.set_buffers(
-                        self.teacher_cache.fetch(self._run_teacher, inputs, data_samples))
             with self.student_recorders.recording():
                 if self.calculate_student_loss:
                     student_losses = self.student(inputs, data_samples, mode='loss')
                     losses.update({f'student.{k}': v for k, v in student_losses.items()})
                 else:
                     self.student(inputs, data_samples, mode='tensor')
-            used_connectors = set()
-            if distill:
-                distilled = self._distill_losses(inputs, data_samples, used_connectors)
-                losses.update(self._finite_or_skipped(distilled, used_connectors))
-            self._touch_unused_connectors(losses, used_connectors)
+            records.student.update(self.student_recorders.buffers())
         finally:
-            # Recorded tensors must not outlive the step (memory, stale data).
-            self.teacher_recorders.reset()
-            self.student_recorders.reset()
-        return losses
+            self.student_recorders.reset()  # recorded tensors must not outlive the step
+        used_connectors: set = set()
+        distilled = False
+        if distill:
+            fetched: Dict[tuple, Any] = {}  # a record mapped to several places is fetched once
+            # 3. Stages: work that needs a model.
+            self._run_stages(inputs, data_samples, records, fetched)
+            # 4. The distillation losses, from tensors only.
+            distill_losses = self._distill_losses(inputs, records, fetched, used_connectors)
+            kept = self._finite_or_skipped(distill_losses, used_connectors)
+            distilled = bool(kept) or not distill_losses
+            losses.update(kept)
+        self._touch_unused_connectors(losses, used_connectors)
+        return StepResult(losses, records, distilled)
+
+    def _run_stages(self, inputs: Tensor, data_samples: Optional[list], records: StepRecords,
+                    fetched: Dict[tuple, Any]) -> None:
+        """Run ``distill_stages`` in order, each adding its records to ``records.stages``; in
+        fp32 under ``--amp``, as the losses."""
+        step = StepInputs(_to_fp32(inputs), data_samples, self.student, self.teacher_provider)
+        with torch.autocast(device_type=_device_type(inputs), enabled=False):
+            for name, stage in self.distill_stages.items():
+                mapping = self.stage_forward_mappings.get(name, {})
+                kwargs = {arg: _to_fp32(self._fetch(spec, records, fetched))
+                          for arg, spec in mapping.items()}
+                records.stages[name] = stage(step, **kwargs)
 
     def _finite_or_skipped(self, distilled: Dict[str, Tensor], used_connectors: set
                            ) -> Dict[str, Tensor]:
@@ -409,23 +490,7 @@ class SingleTeacherDistiller(BaseModel):
                   f'distillation losses are skipped (skip_nonfinite=True; '
                   f'{self.nonfinite_steps} step(s) so far).', logger='current', level=30)
         used_connectors.clear()  # their parameters get a zero gradient instead
-        if hasattr(self, '_critic_batch'):  # the adversarial critic's inputs of this step
-            self._critic_batch = None
         return {}
-
-    def _run_teacher(self, inputs: Tensor, data_samples: Any) -> Buffers:
-        """Run the teacher on ``inputs`` (the student's batch) and return its recorder buffers
-        (they also stay in the recorders)."""
-        # no_grad, not inference_mode: tensors made under inference_mode cannot be saved for
-        # backward, and losses such as F.mse_loss(student, teacher) (HCLLoss) save their teacher
-        # argument ("Inference tensors cannot be saved for backward").
-        with self.teacher_recorders.recording(), torch.no_grad():
-            teacher_inputs = self.teacher_input_adapter(inputs)
-            self.teacher_runtime.run(
-                lambda model, x: self._teacher_forward(
-                    lambda: model(x, data_samples, mode=self.teacher_mode)),
-                teacher_inputs)
-        return self.teacher_recorders.buffers()
 
     def _touch_unused_connectors(self, losses: Dict[str, Tensor], used: set) -> None:
         """Give connectors that no loss used in this step a zero gradient.
@@ -445,25 +510,19 @@ class SingleTeacherDistiller(BaseModel):
         else:
             losses[key] = losses[key] + zero
 
-    def _distill_losses(self, inputs: Tensor, data_samples: Any,
+    def _distill_losses(self, inputs: Tensor, records: StepRecords, fetched: Dict[tuple, Any],
                         used_connectors: set) -> Dict[str, Tensor]:
+        """Every distillation loss on its mapped records, scaled by its ``loss_scales``."""
         losses: Dict[str, Tensor] = {}
-        cache: Dict[tuple, Any] = {}  # a tensor mapped to several losses is fetched once
-        device_type = inputs.device.type if isinstance(inputs, Tensor) else 'cpu'
-        auto = dict(data_samples=data_samples, inputs=_to_fp32(inputs),  # once per step
-                    student=self.student, teacher=self.teacher)
-        if any('teacher_inputs' in args for args in self._auto_args.values()):
-            with torch.no_grad():
-                auto['teacher_inputs'] = _to_fp32(self.teacher_input_adapter(inputs))
         for name, loss_module in self.distill_losses.items():
             scale = self.loss_scales[name]
             if scale == 0:
                 continue
             mapping = self.loss_forward_mappings.get(name, {})
-            kwargs = {arg: _to_fp32(self._fetch(spec, cache)) for arg, spec in mapping.items()}
+            kwargs = {arg: _to_fp32(self._fetch(spec, records, fetched))
+                      for arg, spec in mapping.items()}
             used_connectors.update(spec.get('connector') for spec in mapping.values())
-            kwargs.update({arg: auto[arg] for arg in self._auto_args[name]})
-            with torch.autocast(device_type=device_type, enabled=False):
+            with torch.autocast(device_type=_device_type(inputs), enabled=False):
                 value = loss_module(**kwargs)
             if isinstance(value, dict):
                 for key, item in value.items():
@@ -472,22 +531,32 @@ class SingleTeacherDistiller(BaseModel):
                 losses[f'distill.{name}'] = value * scale
         return losses
 
-    def _fetch(self, spec: dict, cache: Dict[tuple, Any]) -> Any:
+    def _fetch(self, spec: dict, records: StepRecords, fetched: Dict[tuple, Any]) -> Any:
+        """The value a mapping names: a stage's record, or recorded tensors (through their
+        connector)."""
+        if 'from_stage' in spec:
+            return records.stages[spec['from_stage']][spec['output']]
         names = spec['recorder']
         key = (spec['from_student'], tuple(names) if isinstance(names, list) else names,
                spec.get('record_idx'), spec.get('data_idx'), spec.get('connector'),
                json.dumps(spec.get('connector_kwargs'), sort_keys=True))
-        if key not in cache:
-            recorders = self.student_recorders if spec['from_student'] \
-                else self.teacher_recorders
-            if isinstance(names, (list, tuple)):  # e.g. one tensor per stage, for ReviewKD
-                data = [recorders.get(n, spec.get('record_idx'), spec.get('data_idx'))
-                        for n in names]
-            else:
-                data = recorders.get(names, spec.get('record_idx'), spec.get('data_idx'))
+        if key not in fetched:
+            side, recorders = ((records.student, self.student_recorders) if spec['from_student']
+                               else (records.teacher, self.teacher_recorders))
+
+            def pick(name: str) -> Any:
+                return select_record(side[name], spec.get('record_idx'), spec.get('data_idx'),
+                                     recorders.describe(name))
+
+            # A list of names gives a list of tensors, e.g. one per stage, for ReviewKD.
+            data = [pick(n) for n in names] if isinstance(names, (list, tuple)) else pick(names)
             if spec.get('connector') is not None:
-                kwargs = {arg: self._fetch(sub_spec, cache)
+                kwargs = {arg: self._fetch(sub_spec, records, fetched)
                           for arg, sub_spec in (spec.get('connector_kwargs') or {}).items()}
                 data = self.connectors[spec['connector']](data, **kwargs)
-            cache[key] = data
-        return cache[key]
+            fetched[key] = data
+        return fetched[key]
+
+
+def _device_type(inputs: Any) -> str:
+    return inputs.device.type if isinstance(inputs, Tensor) else 'cpu'

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from mmstructkd.datasets import KEY_FIELD
+from mmstructkd.datasets.replayable_views import KEY_FIELD
 from mmstructkd.utils.safe_load import safe_load
 
 #: Cache format; bumped when entries or the manifest change meaning.
@@ -256,8 +256,10 @@ class TeacherCache:
         return entry
 
     @staticmethod
-    def _collate(entries: Sequence[dict], device: torch.device) -> Buffers:
-        """Per-sample entries (batch order) -> recorder buffers of batch tensors."""
+    def collate(entries: Sequence[dict], device: torch.device) -> Buffers:
+        """Per-sample entries (batch order) -> the teacher's records of the batch: recorder
+        name -> items, as a teacher forward on the whole batch would have recorded them (after
+        the cache's compression)."""
         buffers: Buffers = {}
         for name in entries[0]:
             per_call = zip(*(e[name] for e in entries))  # one tuple of samples per call
@@ -265,19 +267,15 @@ class TeacherCache:
         return buffers
 
     # ------------------------------------------------------------------ the step
-    def fetch(self, run_teacher: Callable[[Tensor, list], Buffers], inputs: Tensor,
-              data_samples: list) -> Buffers:
-        """Teacher buffers for the batch: cached samples read, the others computed and stored.
+    def read(self, inputs: Tensor, data_samples: list) -> List[Optional[dict]]:
+        """The cached entry of every sample of the batch, None where there is none yet.
 
         Args:
-            run_teacher (callable): ``run_teacher(inputs, data_samples)`` runs the teacher on a
-                (sub-)batch and returns its recorder buffers.
             inputs (Tensor): shape (N, C, H, W), the batch the student sees.
             data_samples (list): Their data samples, each with ``metainfo['teacher_cache_key']``.
 
         Returns:
-            dict[str, list]: Recorder name -> recorded items, as a teacher forward on the whole
-            batch would have left them (after the cache's compression).
+            list[dict | None]: One per sample, in batch order.
         """
         keys = [_key_of(ds) for ds in (data_samples or [])]
         if not isinstance(inputs, Tensor) or len(keys) != inputs.shape[0]:
@@ -292,32 +290,47 @@ class TeacherCache:
         elif datasets != {self._dataset}:
             raise RuntimeError(f'teacher_cache at {self.dir} was opened for dataset '
                                f'{self._dataset}, this batch comes from {sorted(datasets)}.')
-        device = inputs.device
-        entries: List[Optional[dict]] = [self._load(k) for k in keys]
-        miss = [i for i, e in enumerate(entries) if e is None]
-        hit = [i for i, e in enumerate(entries) if e is not None]
-        self.stats['hits'] += len(hit)
-        self.stats['misses'] += len(miss)
-        if miss:
-            fresh = run_teacher(inputs[miss], [data_samples[i] for i in miss])
-            for j, i in enumerate(miss):
-                entries[i] = self._encode(fresh, j, len(miss))
-                self._store(keys[i], entries[i])
-        if hit and self.verify:
-            self._verify(run_teacher, inputs, data_samples, hit, entries, device)
-        return self._collate(entries, device)
+        entries = [self._load(k) for k in keys]
+        hits = sum(e is not None for e in entries)
+        self.stats['hits'] += hits
+        self.stats['misses'] += len(entries) - hits
+        return entries
 
-    def _verify(self, run_teacher: Callable, inputs: Tensor, data_samples: list,
-                hit: List[int], entries: List[dict], device: torch.device) -> None:
-        """Compare cached entries with a fresh teacher run on the same samples (once)."""
+    def write(self, data_samples: Sequence, fresh: Buffers) -> List[dict]:
+        """Store freshly computed teacher records, one entry per sample.
+
+        Args:
+            data_samples (Sequence): The samples the teacher ran on, in its batch order.
+            fresh (dict): Recorder name -> items, as the teacher recorded them on that batch.
+
+        Returns:
+            list[dict]: The entries (compressed as stored), in the same order.
+        """
+        entries = [self._encode(fresh, j, len(data_samples)) for j in range(len(data_samples))]
+        for sample, entry in zip(data_samples, entries):
+            self._store(_key_of(sample), entry)
+        return entries
+
+    @property
+    def verify_pending(self) -> bool:
+        """Whether the next batch with cached samples is to be checked (once per run)."""
+        return self.verify
+
+    def check(self, fresh: Buffers, cached: Sequence[dict], device: torch.device) -> None:
+        """Compare cached entries with a fresh teacher run on the same samples (once).
+
+        Args:
+            fresh (dict): The teacher's records of the cached samples, computed now.
+            cached (Sequence[dict]): Their cache entries, in the same order.
+            device (torch.device): Where to compare.
+        """
         self.verify = False
-        fresh = run_teacher(inputs[hit], [data_samples[i] for i in hit])
-        expected = self._collate([self._encode(fresh, j, len(hit)) for j in range(len(hit))],
-                                 device)
-        cached = self._collate([entries[i] for i in hit], device)
+        expected = self.collate([self._encode(fresh, j, len(cached)) for j in range(len(cached))],
+                                device)
+        found = self.collate(cached, device)
         rtol = VERIFY_RTOL[self.dtype]
         for name in expected:
-            for a, b in zip(_flatten(expected[name]), _flatten(cached[name])):
+            for a, b in zip(_flatten(expected[name]), _flatten(found[name])):
                 tol = rtol * max(float(a.abs().max()), 1e-6) + 1e-6
                 worst = float((a - b).abs().max()) if a.shape == b.shape else math.inf
                 if worst > tol:
@@ -329,7 +342,7 @@ class TeacherCache:
                         "python's random, numpy's global RNG and torch's CPU generator), or "
                         'the batch is changed after the dataset (batch augments). Remove that '
                         'randomness or train without teacher_cache.')
-        print_log(f'teacher_cache: {len(hit)} cached samples match a fresh teacher run.',
+        print_log(f'teacher_cache: {len(cached)} cached samples match a fresh teacher run.',
                   logger='current')
 
 

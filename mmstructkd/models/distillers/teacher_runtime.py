@@ -12,13 +12,11 @@ import inspect
 import re
 import sys
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
-
-from mmstructkd.models.recorders import RecorderManager
 
 #: ``teacher_runtime`` keys and their defaults.
 DEFAULTS = dict(precision='inherit', flush_denormal=False, channels_last=False, compile=False,
@@ -26,10 +24,6 @@ DEFAULTS = dict(precision='inherit', flush_denormal=False, channels_last=False, 
 #: Allowed values of ``precision``.
 PRECISIONS = {'inherit': None, 'fp32': torch.float32, 'bf16': torch.bfloat16,
               'fp16': torch.float16}
-
-#: ``forward(model, inputs)`` runs ``model`` (the teacher or its compiled version) on
-#: ``inputs`` with the teacher's recorders on; what it returns is ignored.
-TeacherForward = Callable[[Callable[..., Any], Tensor], Any]
 
 
 # ---------------------------------------------------------------------- denormals (CPU)
@@ -173,8 +167,6 @@ class TeacherRuntime:
 
     Args:
         teacher (nn.Module): The frozen teacher.
-        recorders (RecorderManager): The teacher's recorders (the deviation check compares
-            what they record).
         precision (str): ``'inherit'`` (default): no autocast of its own, so fp32, or the AMP
             dtype when the whole step runs under ``--amp``, exactly as without this class.
             ``'fp32'``: autocast off for the teacher, fp32 even under ``--amp``. ``'bf16'``:
@@ -208,8 +200,7 @@ class TeacherRuntime:
             them. Does not change results, so it is on by default.
     """
 
-    def __init__(self, teacher: nn.Module, recorders: RecorderManager,
-                 precision: str = 'inherit', flush_denormal: bool = False,
+    def __init__(self, teacher: nn.Module, precision: str = 'inherit', flush_denormal: bool = False,
                  channels_last: bool = False, compile: Union[bool, dict] = False,
                  check_deviation: bool = True) -> None:
         if precision not in PRECISIONS:
@@ -220,7 +211,6 @@ class TeacherRuntime:
             if not isinstance(value, bool):
                 raise TypeError(f'teacher_runtime.{key} must be True or False, got {value!r}')
         self.teacher = teacher
-        self.recorders = recorders
         self.precision = precision
         self.flush_denormal = flush_denormal
         self.channels_last = channels_last
@@ -230,18 +220,19 @@ class TeacherRuntime:
         self.deviation: Optional[Dict[str, Dict[str, Optional[float]]]] = None
         self._model: Optional[Callable[..., Any]] = None  # the teacher, or its compiled self
         self._checked = False
+        #: The autocast dtype of the last :meth:`running` block (None: no autocast).
+        self.autocast_dtype: Optional[torch.dtype] = None
         self._ftz: Optional[str] = None  # None: not set up; 'off', 'toggle', 'keep_on', 'already'
 
     @classmethod
-    def from_config(cls, teacher: nn.Module, recorders: RecorderManager,
-                    cfg: Optional[dict]) -> 'TeacherRuntime':
+    def from_config(cls, teacher: nn.Module, cfg: Optional[dict]) -> 'TeacherRuntime':
         """Build from the distiller's ``teacher_runtime`` dict, naming unknown keys."""
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(DEFAULTS))
         if unknown:
             raise ValueError(f'teacher_runtime has unknown keys {unknown}; allowed: '
                              f'{sorted(DEFAULTS)}')
-        return cls(teacher, recorders, **cfg)
+        return cls(teacher, **cfg)
 
     @staticmethod
     def _compile_kwargs(compile: Union[bool, dict]) -> Optional[dict]:
@@ -337,16 +328,20 @@ class TeacherRuntime:
         return torch.autocast(device.type, dtype=dtype)
 
     # ------------------------------------------------------------------ the forward
-    def run(self, forward: TeacherForward, inputs: Tensor) -> None:
-        """Run the teacher's forward through ``forward`` with the configured runtime.
+    @contextmanager
+    def running(self, inputs: Any) -> Iterator[Tuple[Callable[..., Any], Any]]:
+        """The configured runtime around one teacher forward.
 
-        Call it with the teacher's recorders recording and gradients off.
+        Use as ``with runtime.running(x) as (model, x): model(x, ...)``, with gradients off
+        unless the caller needs them through the frozen teacher.
 
         Args:
-            forward (callable): ``forward(model, inputs)`` calls ``model`` (the teacher or its
-                compiled version) on ``inputs``, e.g. through ``PartialForward``.
             inputs (Tensor): The teacher's batch, shape (N, C, H, W), in the teacher's
                 normalisation.
+
+        Yields:
+            tuple: The model to call (the teacher or its compiled version) and the inputs to
+            call it with (channels-last when configured).
         """
         device = _device_of(inputs)
         self._check_device(device)
@@ -356,30 +351,37 @@ class TeacherRuntime:
         if self.channels_last and isinstance(x, Tensor) and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(device), self._flushing(device):
-            autocast_dtype = (torch.get_autocast_dtype(device.type)
-                              if torch.is_autocast_enabled(device.type) else None)
-            forward(self._model, x)
-        differs = autocast_dtype is not None or self.channels_last or self.compiles
-        if self.check_deviation and differs and not self._checked:
-            self._checked = True
-            self._measure_deviation(forward, inputs, autocast_dtype)
+            self.autocast_dtype = (torch.get_autocast_dtype(device.type)
+                                   if torch.is_autocast_enabled(device.type) else None)
+            yield self._model, x
 
-    def _measure_deviation(self, forward: TeacherForward, inputs: Tensor,
-                           autocast_dtype: Optional[torch.dtype]) -> None:
-        """Run the eager fp32 teacher on ``inputs`` and compare what the recorders got."""
-        cheap = {name: r.data_buffer for name, r in self.recorders.recorders.items()}
-        try:
-            self.recorders.reset()  # recording stays on: the reference fills fresh buffers
-            # Eager, fp32 even under --amp, denormals kept: the teacher as it ran before.
-            with torch.autocast(_device_of(inputs).type, enabled=False):
-                forward(self.teacher, inputs)
-            reference = {name: r.data_buffer for name, r in self.recorders.recorders.items()}
-        finally:
-            for name, recorder in self.recorders.recorders.items():
-                recorder.data_buffer = cheap[name]  # the losses use the cheap forward's data
+    @contextmanager
+    def reference(self, inputs: Any) -> Iterator[Tuple[nn.Module, Any]]:
+        """The plain teacher as it runs without this class: eager, fp32 even under ``--amp``,
+        denormals kept; for the deviation check."""
+        with torch.autocast(_device_of(inputs).type, enabled=False):
+            yield self.teacher, inputs
+
+    @property
+    def deviation_pending(self) -> bool:
+        """Whether the last :meth:`running` forward differs from the fp32 one and has not been
+        compared with it yet (``check_deviation``)."""
+        differs = self.autocast_dtype is not None or self.channels_last or self.compiles
+        return self.check_deviation and differs and not self._checked
+
+    def report_deviation(self, cheap: Dict[str, List[Any]],
+                         reference: Dict[str, List[Any]]) -> None:
+        """Keep and log how far the cheap forward's records are from the fp32 reference's.
+
+        Args:
+            cheap (dict): Recorder name -> recorded items of the cheap forward.
+            reference (dict): The same of the reference forward on the same inputs.
+        """
+        self._checked = True
         self.deviation = {name: output_deviation(cheap[name], reference[name])
                           for name in cheap}
-        what = [f'{str(autocast_dtype).replace("torch.", "")} autocast'] if autocast_dtype else []
+        dtype = self.autocast_dtype
+        what = [f'{str(dtype).replace("torch.", "")} autocast'] if dtype else []
         what += ['channels_last'] * self.channels_last + ['torch.compile'] * self.compiles
         print_log(f'teacher_runtime: teacher outputs with {" + ".join(what)} vs. the eager fp32 '
                   'teacher on the first batch (measured once):', logger='current')

@@ -1,4 +1,4 @@
-from .cls2det_loss import Cls2DetLoss
+from .cls2det_loss import Cls2DetLoss, Cls2DetTargets
 from .cwd_loss import ChannelWiseDivergence
 from .feature_mse_loss import FeatureMSELoss
 from .hcl_loss import HCLLoss
@@ -10,5 +10,5 @@ from .weighted_cross_entropy_loss import WeightedCrossEntropyLoss
 
 __all__ = [
     'KDLoss', 'FeatureMSELoss', 'PixelWiseLoss', 'PairWiseLoss', 'HCLLoss', 'STKDLoss',
-    'Cls2DetLoss', 'ChannelWiseDivergence', 'WeightedCrossEntropyLoss'
+    'Cls2DetLoss', 'Cls2DetTargets', 'ChannelWiseDivergence', 'WeightedCrossEntropyLoss'
 ]

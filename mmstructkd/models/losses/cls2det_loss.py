@@ -1,13 +1,12 @@
 """Classifier-to-detector distillation (Guo, Alvarez, Salzmann, NeurIPS 2021)."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmstructkd.models.ops import (INPUT_LAYER, DetPositives, crop_and_resize, detector_positives,
-                                   expand_boxes, probe_layers)
-from mmstructkd.models.ops.box_crop import clamp_boxes_to_image
+from mmstructkd.models.ops.det_positives import DetPositives
+from mmstructkd.models.ops.feature_probe import INPUT_LAYER
 from mmstructkd.registry import MODELS
 
 
@@ -167,53 +166,54 @@ def localization_l1(pred_feats: Sequence[Tensor], gt_feats: Sequence[Tensor],
     return total
 
 
+class Cls2DetTargets(NamedTuple):
+    """What classifier-to-detector distillation compares in one step (made by the
+    ``Cls2DetStage`` of the distiller, from the detector and the teacher).
+
+    Attributes:
+        positives (DetPositives): The detector's positive samples (P of them) that are
+            distilled: their logits, boxes, images.
+        teacher_logits (Tensor | None): shape (P, C), the teacher's logits of each positive's
+            ground-truth crop over the C detection classes; None without recognition.
+        layers (list[str]): The teacher layers of ``gt_feats`` / ``pred_feats`` (``'input'``:
+            the crop pixels); empty without localization.
+        gt_feats (list[Tensor]): Per layer, the teacher's features of the ground-truth crops of
+            the K positives localization uses, shape (K, C_l, H_l, W_l).
+        pred_feats (list[Tensor]): Per layer, of their predicted-box crops (gradient to the
+            boxes), same shapes.
+        num_images (int): N, the images of the batch.
+    """
+    positives: DetPositives
+    teacher_logits: Optional[Tensor]
+    layers: List[str]
+    gt_feats: List[Tensor]
+    pred_feats: List[Tensor]
+    num_images: int
+
+
 @MODELS.register_module()
 class Cls2DetLoss(nn.Module):
     """Distils an image classifier (teacher) into a detector's positives (student).
 
     "Distilling Image Classifiers in Object Detectors" (Guo, Alvarez, Salzmann, NeurIPS 2021).
     The classifier was trained on object crops of the detection data
-    (``tools/dataset_converters/coco_to_crops.py``). In every training step:
+    (``tools/dataset_converters/coco_to_crops.py``). The distiller's ``Cls2DetStage`` crops the
+    boxes and runs the teacher; this loss compares (:class:`Cls2DetTargets`):
 
-    - **recognition**: each ground-truth box (grown by ``context``, clamped to the image) is
-      cropped from the batch the detector sees, in the teacher's normalisation, and resized to
-      ``crop_size``; the teacher's class distribution of the crop is distilled
+    - **recognition**: the teacher's class distribution of each ground-truth crop is distilled
       (:func:`recognition_kd`) into the classification output of every positive sample the
-      detector's own assigner gave that box (:func:`~mmstructkd.models.ops.detector_positives`);
-      the sum over positives is normalised by :func:`reduce_positives`, times ``tau ** 2``;
-    - **localization**: for every positive, the predicted box and its ground-truth box are
-      cropped alike; the L1 difference of the teacher's early features of the two crops
-      (:func:`localization_l1`) is minimised, averaged over the positives. The crop is
-      differentiable in the box, and the frozen teacher passes the gradient through to it:
-      the loss trains the box regression.
+      detector's own assigner gave that box; the sum over positives is normalised by
+      :func:`reduce_positives`, times ``tau ** 2``;
+    - **localization**: for every positive, the L1 difference of the teacher's early features
+      of its predicted-box crop and of its ground-truth crop (:func:`localization_l1`),
+      averaged over the positives. The crop is differentiable in the box, and the frozen
+      teacher passes the gradient through to it: the loss trains the box regression.
 
     The defaults are the released code's computation (NVlabs/DICOD, its SSD300 recipe);
     ``configs/cls2det/README.md`` ("Fidelity") lists each term and the keys of this port's
     earlier reading.
 
-    The distiller passes ``student``, ``teacher`` and ``teacher_inputs`` (the batch in the
-    teacher's normalisation); ``head_inputs`` is the recorded call of the head's loss
-    (``MethodInputsRecorder`` on ``bbox_head.loss_by_feat``, or on
-    ``roi_head.bbox_head.loss_and_target`` for Faster R-CNN).
-
     Args:
-        crop_size (int): Side of the square crops the teacher sees. Defaults to 112.
-        context (float): Each box grows by this fraction of its width/height on every side
-            before cropping (as the teacher's training crops). Defaults to 0.
-        min_size (float): Ground-truth boxes whose shorter side is under this many pixels of
-            the original image (the box divided by the image's ``scale_factor``) are not
-            distilled: their positives get neither loss and are not counted by either
-            normalisation. Set it to the crop tool's ``--min-size`` of the teacher's training
-            set: a box the teacher never saw at that size, stretched to ``crop_size``, gives it
-            an image unlike its training crops. The released code has no such filter (0).
-            Defaults to 0 (every box).
-        clamp_boxes (bool): Clamp every box to the image before cropping, as the released code
-            (:func:`~mmstructkd.models.ops.box_crop.clamp_boxes_to_image`: left/top at 0,
-            right/bottom at the padded batch's size; a clamped side gets no gradient). False:
-            crop the box as it is, outside the image reading 0 (the mean colour), so every
-            side gets a gradient. Defaults to True.
-        class_map (Sequence[int], optional): Classifier class id of each detection class id
-            (length C). None: identity (the classifier has exactly the C detection classes).
         recognition (dict, optional): Defaults to ``dict(tau=2.0, loss_weight=0.4,
             teacher_target=None, class_reduction='mean', normalize='avg_factor')`` (the
             released SSD recipe; also the values of missing keys): the temperature, the weight,
@@ -223,49 +223,43 @@ class Cls2DetLoss(nn.Module):
             :func:`recognition_kd`), and the normalisation of the sum over positives
             (``'avg_factor'`` / ``'mean'``; see :func:`reduce_positives`). None switches it
             off.
-        localization (dict, optional): Defaults to ``dict(layers=('input',
-            'backbone.maxpool'), pool_sizes=(4, 8), loss_weight=0.15, max_samples=None,
-            combine='input_plus_mean')`` (the released SSD recipe for an mmpretrain ResNet: the
-            crop pixels and the stem's output, after its max pooling): teacher layers compared
-            (``'input'`` is the crop itself; module paths otherwise, the forward stops after
-            the last one), the adaptive average pooling of each (None: none), the weight, at
-            most this many positives per step (a random subset, whose mean is an unbiased
-            estimate of the mean over all; None: all, as the released code) and how the layer
-            terms combine (``'input_plus_mean'``: pixels + mean of the feature layers, the
-            released code; ``'mean'``: mean of all; see :func:`localization_l1`). Missing keys:
-            those values, but ``pool_sizes=None``. None switches it off.
-        channels_last (bool): Run the teacher on its crops in channels-last memory (its 4-D
-            weights are converted once, in place; the teacher serves this loss only). Same
-            values up to the summation order. In a one-off profile on a 2-core CPU (oneDNN;
-            not a committed benchmark) the MobileNetV2 crop
-            classifier took 0.76 s instead of 1.33 s for 100 ground-truth crops, and 1.40 s
-            instead of 1.94 s for the localization forward + backward of 256 crops
-            (``benchmarks/cls2det_bccd.py``'s setting). Defaults to True.
+        localization (dict, optional): Defaults to ``dict(pool_sizes=(4, 8), loss_weight=0.15,
+            combine='input_plus_mean')`` (the released SSD recipe, with the stage's layers
+            ``('input', 'backbone.maxpool')``): the adaptive average pooling of each of the
+            stage's layers (None: none), the weight, and how the layer terms combine
+            (``'input_plus_mean'``: pixels + mean of the feature layers, the released code;
+            ``'mean'``: mean of all; see :func:`localization_l1`). Missing keys: those values,
+            but ``pool_sizes=None``. None switches it off.
     """
 
-    def __init__(self, crop_size: int = 112, context: float = 0.0, min_size: float = 0.0,
-                 class_map: Optional[Sequence[int]] = None,
-                 recognition: Optional[dict] = dict(tau=2.0, loss_weight=0.4),
-                 localization: Optional[dict] = dict(layers=('input', 'backbone.maxpool'),
-                                                     pool_sizes=(4, 8), loss_weight=0.15,
-                                                     max_samples=None),
-                 channels_last: bool = True, clamp_boxes: bool = True) -> None:
+    #: Where the distiller's mappings find the arguments that are no recorded tensors.
+    ARG_SOURCES = dict(targets="the Cls2DetStage: distill_stages=dict(cls2det=dict("
+                       "type='Cls2DetStage', ...)) and targets=dict(from_stage='cls2det', "
+                       "output='targets')")
+
+    def __init__(self, recognition: Optional[dict] = dict(tau=2.0, loss_weight=0.4),
+                 localization: Optional[dict] = dict(pool_sizes=(4, 8), loss_weight=0.15),
+                 **moved: object) -> None:
         super().__init__()
+        moved_loc = sorted(set(localization or {}) & {'layers', 'max_samples'})
+        if moved or moved_loc:
+            raise ValueError(
+                f'Cls2DetLoss: {sorted(moved) + [f"localization.{k}" for k in moved_loc]} are '
+                "keys of the distiller's Cls2DetStage now, which does the model work (crops, "
+                "teacher): distill_stages=dict(cls2det=dict(type='Cls2DetStage', crop_size=..., "
+                'context=..., min_size=..., clamp_boxes=..., class_map=..., layers=..., '
+                "max_samples=...)), stage_forward_mappings=dict(cls2det=dict(head_inputs=<the "
+                "head recorder's mapping>)), and loss_forward_mappings=dict(loss_cls2det=dict("
+                "targets=dict(from_stage='cls2det', output='targets'))); channels_last is "
+                "teacher_runtime=dict(channels_last=True). See configs/cls2det/*.py.")
         if recognition is None and localization is None:
             raise ValueError('Cls2DetLoss: recognition and localization are both None; '
                              'switch on at least one.')
-        self.channels_last = bool(channels_last)
-        self.clamp_boxes = bool(clamp_boxes)
-        self.crop_size = int(crop_size)
-        self.context = float(context)
-        self.min_size = float(min_size)
-        self.class_map = None if class_map is None else [int(c) for c in class_map]
         self.recognition = self._check(
             recognition, dict(tau=2.0, loss_weight=0.4, teacher_target=None,
                               class_reduction='mean', normalize='avg_factor'), 'recognition')
         self.localization = self._check(
-            localization, dict(layers=('input', 'backbone.maxpool'), pool_sizes=None,
-                               loss_weight=0.15, max_samples=None, combine='input_plus_mean'),
+            localization, dict(pool_sizes=None, loss_weight=0.15, combine='input_plus_mean'),
             'localization')
         rec = self.recognition
         if rec is not None:
@@ -280,14 +274,8 @@ class Cls2DetLoss(nn.Module):
                                      f'{allowed}, got {rec[key]!r}.')
         if self.localization is not None:
             loc = self.localization
-            loc['layers'] = list(loc['layers'])
-            if not loc['layers']:
-                raise ValueError('Cls2DetLoss: localization.layers is empty.')
-            pools = loc['pool_sizes']
-            loc['pool_sizes'] = [None] * len(loc['layers']) if pools is None else list(pools)
-            if len(loc['pool_sizes']) != len(loc['layers']):
-                raise ValueError(f'Cls2DetLoss: localization.pool_sizes {pools} needs one '
-                                 f'entry per layer of {loc["layers"]} (None: no pooling).')
+            if loc['pool_sizes'] is not None:
+                loc['pool_sizes'] = list(loc['pool_sizes'])
             if loc['combine'] not in COMBINES:
                 raise ValueError(f'Cls2DetLoss: localization.combine must be one of '
                                  f'{COMBINES}, got {loc["combine"]!r}.')
@@ -302,146 +290,64 @@ class Cls2DetLoss(nn.Module):
                              f'allowed: {sorted(defaults)}')
         return {**defaults, **dict(cfg)}
 
-    # ------------------------------------------------------------------ teacher
-    def _teacher_logits(self, logits: Any, num_classes: int) -> Tensor:
-        if isinstance(logits, (tuple, list)):
-            logits = logits[-1]
-        if not isinstance(logits, Tensor) or logits.dim() != 2:
-            raise TypeError('Cls2DetLoss: the teacher must be a classifier whose '
-                            "forward(x, mode='tensor') returns logits of shape (N, K), got "
-                            f'{type(logits).__name__}.')
-        if self.class_map is None:
-            if logits.shape[1] != num_classes:
-                raise ValueError(
-                    f'Cls2DetLoss: the teacher has {logits.shape[1]} classes, the detector '
-                    f'{num_classes}; set class_map (classifier id of each detection class).')
-            return logits
-        if (len(self.class_map) != num_classes or max(self.class_map) >= logits.shape[1]
-                or min(self.class_map) < 0):
-            raise ValueError(f'Cls2DetLoss: class_map must give one classifier id (< '
-                             f'{logits.shape[1]}) per detection class ({num_classes}), got '
-                             f'{self.class_map}.')
-        return logits[:, self.class_map]
+    def check_stage(self, stage: nn.Module) -> None:
+        """Refuse a ``Cls2DetStage`` that does not make what this loss compares (the
+        distiller calls it when it is built)."""
+        self.check_targets(stage.recognition, stage.layers)
 
-    def _crops(self, images: Tensor, boxes: Tensor, img_inds: Tensor) -> Tensor:
-        boxes = expand_boxes(boxes, self.context)
-        if self.clamp_boxes:  # after the context: the crop is of the grown box, in the image
-            boxes = clamp_boxes_to_image(boxes, images.shape[-2:])
-        crops = crop_and_resize(images, boxes, img_inds, self.crop_size)
-        return crops.contiguous(memory_format=torch.channels_last) if self.channels_last \
-            else crops
+    def check_targets(self, recognition: bool, layers: Optional[Sequence[str]]) -> None:
+        """Refuse targets without what this loss compares.
 
-    def _prepare_teacher(self, teacher: nn.Module) -> None:
-        """Frozen-teacher check; channels-last weights (once) for channels-last crops."""
-        if any(p.requires_grad for p in teacher.parameters()):
-            raise ValueError('Cls2DetLoss: the teacher must be frozen (requires_grad False); '
-                             'the distiller does so, a direct caller must call '
-                             'teacher.requires_grad_(False).')
-        if self.channels_last and not getattr(teacher, '_cls2det_channels_last', False):
-            # Only 4-D tensors change; a later load_state_dict copies into this layout.
-            teacher.to(memory_format=torch.channels_last)
-            teacher._cls2det_channels_last = True
+        Args:
+            recognition (bool): Whether the stage computes the teacher's logits.
+            layers (Sequence[str], optional): The teacher layers it probes (None: none).
+        """
+        if self.recognition is not None and not recognition:
+            raise ValueError('Cls2DetLoss: recognition is on, but its Cls2DetStage has '
+                             'recognition=False; switch it on there or set recognition=None.')
+        if self.localization is None:
+            return
+        if not layers:
+            raise ValueError('Cls2DetLoss: localization is on, but its Cls2DetStage probes no '
+                             'teacher layers (layers=None); give it layers or set '
+                             'localization=None.')
+        pools = self.localization['pool_sizes']
+        if pools is not None and len(pools) != len(layers):
+            raise ValueError(f'Cls2DetLoss: localization.pool_sizes {pools} needs one entry per '
+                             f'layer of {list(layers)} (None: no pooling).')
 
-    # ------------------------------------------------------------------ forward
-    def forward(self, head_inputs: Dict[str, Any], student: nn.Module, teacher: nn.Module,
-                teacher_inputs: Tensor, data_samples: List[Any]) -> Dict[str, Tensor]:
+    def forward(self, targets: Cls2DetTargets) -> Dict[str, Tensor]:
         """Compute the losses.
 
         Args:
-            head_inputs (dict): The recorded arguments of the head's loss method.
-            student (nn.Module): The detector (its head's assigner and box coder).
-            teacher (nn.Module): The frozen classifier.
-            teacher_inputs (Tensor): The batch in the teacher's normalisation, (N, 3, H, W).
-            data_samples (list): The batch's ``DetDataSample`` (``gt_instances``).
+            targets (Cls2DetTargets): This step's positives and teacher outputs.
 
         Returns:
             dict[str, Tensor]: ``loss_rec`` and/or ``loss_loc`` (scalars).
         """
-        return self.loss_by_positives(detector_positives(student, head_inputs), teacher,
-                                      teacher_inputs, data_samples)
-
-    def loss_by_positives(self, pos: DetPositives, teacher: nn.Module, teacher_inputs: Tensor,
-                          data_samples: List[Any]) -> Dict[str, Tensor]:
-        """The losses of given positives (what :meth:`forward` does after the assignment).
-
-        Args:
-            pos (DetPositives): The positives of the batch (``gt_inds`` index each image's
-                ``gt_instances``).
-            teacher (nn.Module): The frozen classifier.
-            teacher_inputs (Tensor): The batch in the teacher's normalisation, (N, 3, H, W).
-            data_samples (list): The batch's samples (``gt_instances``; ``metainfo`` with
-                ``scale_factor`` when ``min_size`` is set), N of them.
-
-        Returns:
-            dict[str, Tensor]: ``loss_rec`` and/or ``loss_loc`` (scalars).
-        """
-        from mmdet.structures.bbox import get_box_tensor
-
-        self._prepare_teacher(teacher)
-        gts = [s.gt_instances for s in data_samples]
-        device = teacher_inputs.device
-        if sum(len(g) for g in gts):
-            gt_boxes = torch.cat([get_box_tensor(g.bboxes) for g in gts]).to(teacher_inputs.dtype)
-            gt_imgs = torch.cat([torch.full((len(g), ), i, dtype=torch.long, device=device)
-                                 for i, g in enumerate(gts)])
-            offsets = torch.tensor([0] + [len(g) for g in gts][:-1], device=device).cumsum(0)
-            gt_rows = offsets[pos.img_inds] + pos.gt_inds  # each positive's ground-truth row
-            if self.min_size > 0:
-                big = self._big_enough(gt_boxes, gt_imgs, data_samples)[gt_rows]
-                pos = DetPositives(*(f[big] for f in pos[:5]), pos.activation, pos.num_classes)
-                gt_rows = gt_rows[big]
+        pos = targets.positives
         if len(pos.img_inds) == 0:  # nothing to distil (no ground truth, or none kept)
             zero = pos.logits.sum() * 0.0 + pos.pred_boxes.sum() * 0.0
             return {k: zero for k, on in (('loss_rec', self.recognition),
                                           ('loss_loc', self.localization)) if on is not None}
-        # The teacher sees only the ground truths that have a positive: one crop each
-        used, gt_rows = torch.unique(gt_rows, return_inverse=True)
-        gt_boxes, gt_imgs = gt_boxes[used], gt_imgs[used]
-
-        loc = self.localization
-        rec = self.recognition
-        with torch.no_grad():  # ground-truth crops: one teacher pass for logits and features
-            feats = probe_layers(teacher, self._crops(teacher_inputs, gt_boxes, gt_imgs),
-                                 loc['layers'] if loc else [],
-                                 lambda model, x: model(x, mode='tensor'),
-                                 stop_early=rec is None)
         losses = {}
+        rec = self.recognition
         if rec is not None:
-            t_logits = self._teacher_logits(feats['__output__'], pos.num_classes)
-            per_sample = recognition_kd(pos.logits, t_logits[gt_rows], pos.activation,
+            if targets.teacher_logits is None:
+                self.check_targets(False, targets.layers)
+            per_sample = recognition_kd(pos.logits, targets.teacher_logits, pos.activation,
                                         rec['tau'], rec['teacher_target'],
                                         rec['class_reduction'])
             losses['loss_rec'] = reduce_positives(
-                per_sample, pos.img_inds, len(data_samples),
+                per_sample, pos.img_inds, targets.num_images,
                 rec['normalize']) * rec['loss_weight'] * rec['tau']**2
-        if loc is not None:
-            losses['loss_loc'] = self._localization(pos, teacher, teacher_inputs, feats,
-                                                    gt_rows) * loc['loss_weight']
-        return losses
-
-    def _localization(self, pos: DetPositives, teacher: nn.Module, teacher_inputs: Tensor,
-                      gt_feats: Dict[str, Tensor], gt_rows: Tensor) -> Tensor:
-        """Mean over the (kept) positives of :func:`localization_l1`, the released code's
-        ``sum_b (...) / B`` over the B positives of the batch."""
         loc = self.localization
-        keep = torch.arange(len(gt_rows), device=gt_rows.device)
-        if loc['max_samples'] is not None and len(keep) > loc['max_samples']:
-            keep = torch.randperm(len(keep), device=keep.device)[:loc['max_samples']]
-        pred_crops = self._crops(teacher_inputs, pos.pred_boxes[keep], pos.img_inds[keep])
-        # Outside no_grad: the frozen teacher passes the gradient through to the crops.
-        pred_feats = probe_layers(teacher, pred_crops, loc['layers'],
-                                  lambda model, x: model(x, mode='tensor'))
-        names = loc['layers']
-        per_sample = localization_l1([pred_feats[n] for n in names],
-                                     [gt_feats[n][gt_rows[keep]] for n in names],
-                                     loc['pool_sizes'], loc['combine'],
-                                     [n == INPUT_LAYER for n in names])
-        return per_sample.mean() if len(keep) else pos.pred_boxes.sum() * 0.0
-
-    def _big_enough(self, gt_boxes: Tensor, gt_imgs: Tensor, data_samples: List[Any]) -> Tensor:
-        """shape (G,): the ground truths whose shorter side in the original image (the box
-        over the image's ``scale_factor``; 1 without a resize) is at least ``min_size``."""
-        scales = gt_boxes.new_tensor([s.metainfo.get('scale_factor', (1.0, 1.0))[:2]
-                                      for s in data_samples])[gt_imgs]  # (G, 2): w, h
-        sides = (gt_boxes[:, 2:] - gt_boxes[:, :2]) / scales
-        return sides.min(dim=1).values >= self.min_size
+        if loc is not None:
+            self.check_targets(True, targets.layers)
+            pools = loc['pool_sizes'] or [None] * len(targets.layers)
+            per_sample = localization_l1(targets.pred_feats, targets.gt_feats, pools,
+                                         loc['combine'],
+                                         [n == INPUT_LAYER for n in targets.layers])
+            mean = per_sample.mean() if len(per_sample) else pos.pred_boxes.sum() * 0.0
+            losses['loss_loc'] = mean * loc['loss_weight']
+        return losses

@@ -1,7 +1,6 @@
 """Pixel-wise distillation of structured KD (Liu et al., TPAMI 2020, Sec. 3.1)."""
-from typing import List, Optional
+from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -9,16 +8,10 @@ from mmstructkd.registry import MODELS
 from .utils import as_float, check_same_channels, kl_per_position, resize_to
 
 
-def ignore_mask_from_samples(data_samples: Optional[List], size: tuple,
-                             ignore_index: int) -> Optional[Tensor]:
-    """Valid-pixel mask (N, H, W) from ``gt_sem_seg`` of mmseg data samples, or None.
-
-    The label map is resized with nearest neighbour to the score map's ``size``.
-    """
-    if not data_samples or not hasattr(data_samples[0], 'gt_sem_seg'):
-        return None
-    labels = torch.stack([s.gt_sem_seg.data for s in data_samples]).float()  # (N, 1, H, W)
-    labels = F.interpolate(labels, size=size, mode='nearest')[:, 0]
+def valid_pixel_mask(gt_sem_seg: Tensor, size: tuple, ignore_index: int) -> Tensor:
+    """Valid-pixel mask (N, H, W) from label maps (N, H', W'), resized with nearest neighbour
+    to the score map's ``size``."""
+    labels = F.interpolate(gt_sem_seg[:, None].float(), size=size, mode='nearest')[:, 0]
     return labels != ignore_index
 
 
@@ -49,9 +42,10 @@ class PixelWiseLoss(nn.Module):
         loss_weight (float): lambda_pi (10 in the paper and the official code). Defaults to 1.0.
         activation (str): ``'softmax'`` (segmentation heads) or ``'sigmoid'`` (per-class
             sigmoid heads). Defaults to ``'softmax'``.
-        ignore_index (int, optional): Pixels whose ground-truth label is this value (read from
-            ``data_samples[i].gt_sem_seg``) are left out. None uses every pixel, as the
-            official code. Defaults to 255.
+        ignore_index (int, optional): Pixels whose ground-truth label is this value are left
+            out; the labels come as ``gt_sem_seg``, mapped from the distiller's ``SegLabels``
+            stage: ``gt_sem_seg=dict(from_stage=<its name>, output='gt_sem_seg')``. None uses
+            every pixel, as the official code. Defaults to 255.
         divergence (str): ``'kl'`` (paper) or ``'ce'`` (official). Defaults to ``'kl'``.
         normalize (str): ``'pixels'`` (paper) or ``'image_area'`` (official). Defaults to
             ``'pixels'``.
@@ -80,14 +74,14 @@ class PixelWiseLoss(nn.Module):
         self.normalize = normalize
 
     def forward(self, preds_S: Tensor, preds_T: Tensor,
-                data_samples: Optional[List] = None) -> Tensor:
+                gt_sem_seg: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             preds_S (Tensor): Student score map (logits), shape (N, C, H, W).
             preds_T (Tensor): Teacher score map (logits), shape (N, C, H', W').
-            data_samples (list, optional): mmseg data samples; their ``gt_sem_seg`` gives the
-                ignored pixels. Filled in by the distiller.
+            gt_sem_seg (Tensor, optional): Ground-truth labels, shape (N, H'', W''), which give
+                the ignored pixels (``ignore_index``); needed unless ``ignore_index`` is None.
 
         Returns:
             Tensor: The weighted scalar loss.
@@ -98,8 +92,13 @@ class PixelWiseLoss(nn.Module):
                                     self.divergence)  # (N, H, W)
         mask = None
         if self.ignore_index is not None:
-            mask = ignore_mask_from_samples(data_samples, per_pixel.shape[-2:],
-                                            self.ignore_index)
+            if gt_sem_seg is None:
+                raise ValueError(
+                    f'PixelWiseLoss(ignore_index={self.ignore_index}) needs the labels: add '
+                    "distill_stages=dict(labels=dict(type='SegLabels')) and map "
+                    "gt_sem_seg=dict(from_stage='labels', output='gt_sem_seg') to this loss, "
+                    'or set ignore_index=None to use every pixel (the official code).')
+            mask = valid_pixel_mask(gt_sem_seg, per_pixel.shape[-2:], self.ignore_index)
         if mask is not None:
             per_pixel = per_pixel * mask
             # All-ignored batches give 0, not NaN.

@@ -1,10 +1,9 @@
 """Similarity transfer KD (STKD, Zhao et al., arXiv 2103.10047): KD on mixup virtual samples."""
-from typing import Dict, List, Union
+from typing import Dict, Union
 
 from torch import Tensor, nn
 
 from mmstructkd.registry import MODELS
-from ..batch_augments.mix_record import get_mix_record
 from .utils import as_float, kl_per_position
 
 
@@ -19,8 +18,9 @@ class STKDLoss(nn.Module):
     """KL(teacher || student) of softened class distributions on STKD's virtual samples.
 
     The batch must come from the ``STKDMixup`` batch augment of the student's data preprocessor:
-    teacher and student logits are then both computed on the same virtual (mixed) images, and
-    the data samples carry the mixing record (which samples are virtual). Per sample
+    teacher and student logits are then both computed on the same virtual (mixed) images; the
+    distiller's ``STKDMixRecord`` stage gives which samples are virtual
+    (``virtual=dict(from_stage=<its name>, output='virtual')``). Per sample
     ``kl_i = tau^2 * KL(softmax(t_i / tau) || softmax(s_i / tau))`` and
 
     ``loss = virtual_weight * mean_{i virtual} kl_i  [+ clean_weight * mean_{i clean} kl_i]``.
@@ -38,6 +38,11 @@ class STKDLoss(nn.Module):
             ``.clean``).
     """
 
+    #: Where the distiller's mappings find the arguments that are no recorded tensors.
+    ARG_SOURCES = dict(virtual="the STKDMixRecord stage: distill_stages=dict(mix=dict("
+                       "type='STKDMixRecord')) and virtual=dict(from_stage='mix', "
+                       "output='virtual')")
+
     def __init__(self, tau: float = 4.0, virtual_weight: float = 1.0,
                  clean_weight: float = 0.0) -> None:
         super().__init__()
@@ -48,27 +53,25 @@ class STKDLoss(nn.Module):
         self.clean_weight = clean_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor,
-                data_samples: List) -> Union[Tensor, Dict[str, Tensor]]:
+                virtual: Tensor) -> Union[Tensor, Dict[str, Tensor]]:
         """Compute the loss.
 
         Args:
             preds_S (Tensor): Student logits on the mixed batch, shape (N, C).
             preds_T (Tensor): Teacher logits on the same batch, shape (N, C).
-            data_samples (list[DataSample]): The batch's data samples (passed by the
-                distiller), carrying the ``STKDMixup`` record.
+            virtual (Tensor): shape (N,), bool: which samples of the batch are mixed.
 
         Returns:
             Tensor | dict[str, Tensor]: The virtual term (a scalar), or both terms.
         """
-        record = get_mix_record(data_samples, 'STKDLoss')
         preds_S, preds_T = as_float(preds_S), as_float(preds_T)
         if preds_S.dim() != 2 or preds_S.shape != preds_T.shape or \
-                preds_S.shape[0] != len(record):
+                preds_S.shape[0] != len(virtual):
             raise ValueError(f'STKDLoss: expected student and teacher logits of shape (N, C) '
-                             f'with N={len(record)} (the mixed batch), got student '
+                             f'with N={len(virtual)} (the mixed batch), got student '
                              f'{tuple(preds_S.shape)}, teacher {tuple(preds_T.shape)}')
         kl = kl_per_position(preds_S, preds_T, self.tau) * self.tau**2  # (N,)
-        virtual = record.virtual
+        virtual = virtual.bool()
         loss = self.virtual_weight * _masked_mean(kl, virtual)
         if self.clean_weight == 0:
             return loss

@@ -3,14 +3,11 @@ from typing import Callable, Dict, Sequence
 
 from torch import Tensor, nn
 
-from mmstructkd.models.recorders import get_submodule_or_raise
+from mmstructkd.models.recorders.base_recorder import get_submodule_or_raise
+from .forward_until import forward_until
 
 #: The layer name that stands for the model's input itself (pixels of a crop).
 INPUT_LAYER = 'input'
-
-
-class _Enough(Exception):
-    """Raised by a hook once every requested layer has run: the rest of the forward is skipped."""
 
 
 def probe_layers(model: nn.Module, inputs: Tensor, layers: Sequence[str],
@@ -41,18 +38,19 @@ def probe_layers(model: nn.Module, inputs: Tensor, layers: Sequence[str],
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             if name not in feats:
                 feats[name] = output
-            if stop_early and all(n in feats for n in modules):
-                raise _Enough
         return hook
 
+    if stop_early and not modules:
+        return feats
     handles = [m.register_forward_hook(hook_for(n)) for n, m in modules.items()]
     try:
-        if stop_early and not modules:
-            return feats
-        feats['__output__'] = forward(model, inputs)
-    except _Enough:  # every requested layer has run: the skipped rest is the point
-        pass
+        # Registered after the recording hooks: a layer's own output is kept before the stop.
+        stopped, output = forward_until(
+            lambda: forward(model, inputs), modules.values() if stop_early else (),
+            lambda: all(n in feats for n in modules))
     finally:
         for handle in handles:
             handle.remove()
+    if not stopped:
+        feats['__output__'] = output
     return feats

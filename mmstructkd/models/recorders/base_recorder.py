@@ -67,52 +67,63 @@ class BaseRecorder(metaclass=ABCMeta):
     def get_record_data(self,
                         record_idx: Optional[Union[int, str]] = None,
                         data_idx: Optional[int] = None) -> Any:
-        """Return recorded data.
+        """Return recorded data (see :func:`select_record`)."""
+        return select_record(self.data_buffer, record_idx, data_idx, self.describe())
 
-        Args:
-            record_idx (int | str, optional): Which call of the source to take when it ran
-                several times in one forward (e.g. a head shared by FPN levels). ``None``
-                requires exactly one call; ``'all'`` returns the list of all calls.
-            data_idx (int, optional): Index into the recorded item when it is a tuple or list
-                (e.g. the stage outputs of a backbone). ``None`` keeps it whole.
-
-        Returns:
-            Any: The recorded item(s).
-        """
-        where = f'{type(self).__name__}(source="{self.source}")'
-        n = len(self.data_buffer)
-        if n == 0:
-            raise RuntimeError(
-                f'{where} recorded nothing in this step: the forward pass did not call it. '
-                'Either the forward skips it, or its parent calls module.forward(...) '
-                'directly, which bypasses hooks (mmseg does so for decode_head): record a '
-                'submodule (e.g. "decode_head.conv_seg") or use MethodOutputs with '
-                '"<path>.forward".')
-        if record_idx == 'all':
-            items = list(self.data_buffer)
-        elif record_idx is None:
-            if n != 1:
-                raise RuntimeError(
-                    f'{where} was called {n} times in this step; set record_idx to the call '
-                    f'to use (0..{n - 1}) or to "all" in the loss_forward_mappings.')
-            items = [self.data_buffer[0]]
-        else:
-            if not -n <= record_idx < n:
-                raise IndexError(f'{where}: record_idx={record_idx} but only {n} call(s) '
-                                 'were recorded in this step.')
-            items = [self.data_buffer[record_idx]]
-        if data_idx is not None:
-            picked = []
-            for item in items:
-                if not isinstance(item, (tuple, list)):
-                    raise TypeError(f'{where}: data_idx={data_idx} indexes a recorded '
-                                    f'{type(item).__name__}, not a tuple/list.')
-                if not -len(item) <= data_idx < len(item):
-                    raise IndexError(f'{where}: data_idx={data_idx} is out of range for a '
-                                     f'recorded sequence of length {len(item)}.')
-                picked.append(item[data_idx])
-            items = picked
-        return items if record_idx == 'all' else items[0]
+    def describe(self) -> str:
+        """How error messages name this recorder."""
+        return f'{type(self).__name__}(source="{self.source}")'
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(source={self.source!r})'
+
+
+def select_record(items: List[Any], record_idx: Optional[Union[int, str]] = None,
+                  data_idx: Optional[int] = None, where: str = 'recorder') -> Any:
+    """Pick from the items a recorder recorded in one step.
+
+    Args:
+        items (list): What the recorder recorded, one item per call of its source.
+        record_idx (int | str, optional): Which call of the source to take when it ran
+            several times in one forward (e.g. a head shared by FPN levels). ``None``
+            requires exactly one call; ``'all'`` returns the list of all calls.
+        data_idx (int, optional): Index into the recorded item when it is a tuple or list
+            (e.g. the stage outputs of a backbone). ``None`` keeps it whole.
+        where (str): The recorder, as error messages name it.
+
+    Returns:
+        Any: The recorded item(s).
+    """
+    n = len(items)
+    if n == 0:
+        raise RuntimeError(
+            f'{where} recorded nothing in this step: the forward pass did not call it. '
+            'Either the forward skips it, or its parent calls module.forward(...) '
+            'directly, which bypasses hooks (mmseg does so for decode_head): record a '
+            'submodule (e.g. "decode_head.conv_seg") or use MethodOutputs with '
+            '"<path>.forward".')
+    if record_idx == 'all':
+        picked = list(items)
+    elif record_idx is None:
+        if n != 1:
+            raise RuntimeError(
+                f'{where} was called {n} times in this step; set record_idx to the call '
+                f'to use (0..{n - 1}) or to "all" in the loss_forward_mappings.')
+        picked = [items[0]]
+    else:
+        if not -n <= record_idx < n:
+            raise IndexError(f'{where}: record_idx={record_idx} but only {n} call(s) '
+                             'were recorded in this step.')
+        picked = [items[record_idx]]
+    if data_idx is not None:
+        indexed = []
+        for item in picked:
+            if not isinstance(item, (tuple, list)):
+                raise TypeError(f'{where}: data_idx={data_idx} indexes a recorded '
+                                f'{type(item).__name__}, not a tuple/list.')
+            if not -len(item) <= data_idx < len(item):
+                raise IndexError(f'{where}: data_idx={data_idx} is out of range for a '
+                                 f'recorded sequence of length {len(item)}.')
+            indexed.append(item[data_idx])
+        picked = indexed
+    return picked if record_idx == 'all' else picked[0]

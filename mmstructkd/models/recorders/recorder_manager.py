@@ -67,23 +67,22 @@ class RecorderManager:
                 recorder.recording = False
 
     def buffers(self) -> Dict[str, list]:
-        """Name -> a copy of the list of items each recorder holds now."""
+        """Name -> a copy of the list of items each recorder holds now (the step's records)."""
         return {name: list(rec.data_buffer) for name, rec in self.recorders.items()}
-
-    def set_buffers(self, buffers: Dict[str, list]) -> None:
-        """Fill the recorders as if a forward had recorded ``buffers`` (e.g. read from a
-        teacher-output cache); every recorder must be given."""
-        missing = sorted(set(self.recorders) - set(buffers))
-        if missing:
-            raise KeyError(f'set_buffers: no data for recorders {missing}')
-        for name, rec in self.recorders.items():
-            rec.data_buffer = list(buffers[name])
 
     def get(self, name: str, record_idx: Optional[Union[int, str]] = None,
             data_idx: Optional[int] = None) -> Any:
         if name not in self.recorders:
             raise ValueError(f'no recorder named "{name}"; defined: {sorted(self.recorders)}')
         return self.recorders[name].get_record_data(record_idx, data_idx)
+
+    def counts(self) -> Dict[str, int]:
+        """Name -> how many items each recorder holds now."""
+        return {name: len(rec.data_buffer) for name, rec in self.recorders.items()}
+
+    def describe(self, name: str) -> str:
+        """How error messages name recorder ``name``."""
+        return self.recorders[name].describe()
 
     def __contains__(self, name: str) -> bool:
         return name in self.recorders

@@ -18,4 +18,7 @@ model = dict(
     loss_forward_mappings=dict(
         loss_stkd=dict(
             preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits'))))
+            preds_T=dict(from_student=False, recorder='logits'),
+            virtual=dict(from_stage='mix', output='virtual'))),
+    # Which samples STKDMixup mixed, read off the batch's data samples.
+    distill_stages=dict(mix=dict(type='STKDMixRecord')))

@@ -10,11 +10,15 @@ model = dict(
     teacher_ckpt=None,  # the tests set model.teacher_ckpt
     student_recorders=dict(
         head=dict(type='MethodInputsRecorder', source='bbox_head.loss_by_feat')),
+    distill_stages=dict(
+        cls2det=dict(type='Cls2DetStage', crop_size=16, context=0.1,
+                     layers=['input', 'backbone.layer1'], max_samples=32)),
+    stage_forward_mappings=dict(
+        cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))),
     distill_losses=dict(
         loss_cls2det=dict(
-            type='Cls2DetLoss', crop_size=16, context=0.1,
-            recognition=dict(tau=2.0, loss_weight=1.0),
-            localization=dict(layers=['input', 'backbone.layer1'], pool_sizes=[4, 4],
-                              loss_weight=1.0, max_samples=32))),
+            type='Cls2DetLoss', recognition=dict(tau=2.0, loss_weight=1.0),
+            localization=dict(pool_sizes=[4, 4], loss_weight=1.0))),
     loss_forward_mappings=dict(
-        loss_cls2det=dict(head_inputs=dict(from_student=True, recorder='head'))))
+        loss_cls2det=dict(targets=dict(from_stage='cls2det', output='targets'))),
+    teacher_runtime=dict(channels_last=True))
