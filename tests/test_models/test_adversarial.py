@@ -288,3 +288,20 @@ def test_penalty_generator_is_seeded_per_rank_and_its_state_round_trips(
     monkeypatch.setattr(adversarial_distiller, 'get_rank', lambda: 1)
     other = adversarial_runner(work='rank1', **{'randomness.seed': 7}).model
     assert other.gp_generator.initial_seed() == 7 + 1_000_003
+
+
+def test_the_student_step_returns_the_critic_batch_unless_it_did_not_distil(adversarial_runner):
+    runner = adversarial_runner(**{'model.skip_nonfinite': True})
+    model = runner.model.train()
+    batch = next(iter(runner.build_dataloader(runner._train_dataloader)))
+    data = model.data_preprocessor(batch, True)
+    losses, critic = model(**data, mode='generator')
+    assert set(critic) == {'real', 'fake'} and critic['real'].shape == critic['fake'].shape
+    assert not critic['real'].requires_grad and not critic['fake'].requires_grad
+    assert 'distill.loss_adv' in losses
+    # A non-finite distillation loss, skipped: the step distils nothing, the critic gets no batch.
+    pixel = model.distill_losses['loss_pixel']
+    real_forward = pixel.forward
+    pixel.forward = lambda **kwargs: real_forward(**kwargs) * float('nan')
+    losses, critic = model(**data, mode='generator')
+    assert critic is None and not any(k.startswith('distill.') for k in losses), sorted(losses)
