@@ -82,7 +82,7 @@ class TeacherProvider:
         if 'dir' not in cfg:
             raise ValueError("teacher_cache needs dir=<cache folder>, e.g. "
                              "dict(dir='work_dirs/teacher_cache')")
-        if not isinstance(fingerprint.get("teacher", {}), dict):
+        if not isinstance(fingerprint.get('teacher', {}), dict):
             fingerprint['teacher'] = type(fingerprint['teacher']).__name__  # a built module
         fingerprint['teacher_recorders'] = {
             name: repr(rec) for name, rec in self.recorders.recorders.items()}
