@@ -460,6 +460,8 @@ class SingleTeacherDistiller(BaseModel):
                     fetched: Dict[tuple, Any]) -> None:
         """Run ``distill_stages`` in order, each adding its records to ``records.stages``; in
         fp32 under ``--amp``, as the losses."""
+        if not self.distill_stages:
+            return
         step = StepInputs(_to_fp32(inputs), data_samples, self.student, self.teacher_provider)
         with torch.autocast(device_type=_device_type(inputs), enabled=False):
             for name, stage in self.distill_stages.items():

@@ -40,4 +40,6 @@ class DistillStage(nn.Module):
     OUTPUTS: Tuple[str, ...] = ()
 
     def forward(self, step: StepInputs, **mapped: Any) -> Dict[str, Any]:
-        raise NotImplementedError
+        """Return ``{record name: value}`` for the names in :attr:`OUTPUTS`."""
+        raise NotImplementedError(f'{type(self).__name__} is a DistillStage without its own '
+                                  'forward(step, **mapped): a stage subclass defines it.')
