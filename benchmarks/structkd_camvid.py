@@ -27,7 +27,7 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
 
     python -m benchmarks.structkd_camvid --teacher-only     # the teacher (resumable)
     python -m benchmarks.structkd_camvid [--seeds 0 1 2] [--student-iters 1200]
-    python -m benchmarks.structkd_camvid --sweep-pair 0.5 2 8 --sweep-adv 0.1 1   # one seed
+    python -m benchmarks.structkd_camvid --sweep-pixel 1 --sweep-pair 0.5 2 8 --sweep-adv 0.1 1
 """
 import argparse
 import hashlib
@@ -82,6 +82,9 @@ def parse_args():
     parser.add_argument('--no-teacher-cache', action='store_true',
                         help='run the teacher in every distilled step instead of the cache')
     parser.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument('--sweep-pixel', type=float, nargs='*', default=[],
+                        help='lambda_pi values to try on +pixel (seed --sweep-seed), each '
+                        'compared with the student alone of that seed')
     parser.add_argument('--sweep-pair', type=float, nargs='*', default=[],
                         help='lambda_pa values to try on +pixel+pair (seed --sweep-seed), '
                         'each compared with +pixel of that seed')
@@ -273,7 +276,8 @@ def main():
 
 
 #: Sweeps of one term's weight: (option, variant it runs on, config key, the variant compared).
-SWEEPS = (('sweep_pair', '+pixel+pair', 'model.distill_losses.loss_pair.loss_weight', '+pixel'),
+SWEEPS = (('sweep_pixel', '+pixel', 'model.distill_losses.loss_pixel.loss_weight', 'student'),
+          ('sweep_pair', '+pixel+pair', 'model.distill_losses.loss_pair.loss_weight', '+pixel'),
           ('sweep_adv', '+pixel+pair+holistic', 'model.adv_loss_weight', '+pixel+pair'))
 
 
