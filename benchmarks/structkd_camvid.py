@@ -316,6 +316,18 @@ def paired(runs: dict, variant: str, base: str, seeds: list) -> dict:
                 max=round(max(diffs), 2), per_seed=[round(d, 2) for d in diffs])
 
 
+def logged_means(runs: dict, variants: list, seeds: list) -> dict:
+    """{variant: {term: (first, last)}}: each logged loss (and the critic's terms) over the
+    first and last 10% of the run, averaged over the seeds: how large a distillation term is
+    next to the task loss, and whether the critic's Wasserstein estimate moves."""
+    out = {}
+    for v in variants:
+        terms = [t for t in runs[(v, seeds[0])].get('logged', {}) if t != 'loss']
+        out[v] = {t: tuple(float(np.mean([runs[(v, s)]['logged'][t][when] for s in seeds]))
+                           for when in ('first', 'last')) for t in terms}
+    return out
+
+
 def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     seeds = sorted({s for _, s in runs})
     variants = [v for v in STUDENTS if all((v, s) in runs for s in seeds)]
@@ -348,6 +360,11 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
               '|---|' + '---:|' * (len(variants) + 1)]
     lines += [f'| {c} | {teacher["per_class_iou"][c] or 0.0:.1f} | ' +
               ' | '.join(f'{per_class[v][c]:.1f}' for v in variants) + ' |' for c in classes]
+    lines += ['', '| logged term (seed mean) | variant | first 10% of the run | last 10% |',
+              '|---|---|---:|---:|']
+    lines += [f'| {term} | {v} | {first:.4g} | {last:.4g} |'
+              for v, terms in logged_means(runs, variants, seeds).items()
+              for term, (first, last) in terms.items()]
     for option, sweep in (sweeps or {}).items():
         lines += ['', f'sweep of {sweep["key"]} on {sweep["variant"]}, seed {sweep["seed"]}:',
                   f'| weight | mIoU | gain over {sweep["rows"][0]["gain_over"]} |',
@@ -369,6 +386,8 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
         protocol=dict(student_iters=args.student_iters, teacher_iters=args.teacher_iters,
                       num_views=args.num_views, teacher_cache=not args.no_teacher_cache,
                       seeds=seeds, teacher_config=args.teacher_config),
+        logged={v: {t: dict(first=round(a, 5), last=round(b, 5)) for t, (a, b) in terms.items()}
+                for v, terms in logged_means(runs, variants, seeds).items()},
         sweeps=sweeps or {},
         teacher={k: v for k, v in teacher.items() if k != 'checkpoint'},
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
