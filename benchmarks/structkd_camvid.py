@@ -100,6 +100,13 @@ def parse_args():
     return args
 
 
+def run_name(variant: str, iters: int, num_views: int, seed: int) -> str:
+    """A student run's name (its work dir and result file). The schedule and views are in it:
+    another protocol's run is never reused."""
+    tag = variant.strip('+').replace('+', '-').replace('(', '-').replace(')', '')
+    return f'{tag}_{iters}it_v{num_views}_seed{seed}'
+
+
 def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
         teacher_ckpt: str = None, keep_weights: bool = False,
         replayable: bool = False, teacher: str = None, overrides: dict = None) -> dict:
@@ -261,9 +268,7 @@ def main():
     # complete seed sets for the variants it finished.
     for variant in args.variants:
         for seed in args.seeds:
-            # The schedule and views are in the name: another protocol's run is never reused.
-            tag = variant.strip('+').replace('+', '-').replace('(', '-').replace(')', '')
-            name = f'{tag}_{args.student_iters}it_v{args.num_views}_seed{seed}'
+            name = run_name(variant, args.student_iters, args.num_views, seed)
             # The student alone has no teacher; every distilled run records its teacher's run.
             distilled = variant != 'student'
             runs[(variant, seed)] = run(name, STUDENTS[variant], args, args.student_iters, seed,
