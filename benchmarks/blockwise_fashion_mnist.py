@@ -124,8 +124,8 @@ def teacher_and_search(args, runs_dir: str) -> dict:
                                        prefix='backbone.')
     name = teacher_name(args)
     teacher = run_config(name, cfg, args.work_dir, runs_dir,
-                         reuse_needs=f'epoch_{args.teacher_epochs}.pth')
-    teacher_ckpt = osp.join(teacher['work_dir'], f'epoch_{args.teacher_epochs}.pth')
+                         reuse_needs=f'epoch_{args.teacher_epochs}.pth', keep_weights=True)
+    teacher_ckpt = teacher['weights']  # kept beside its result: one teacher for every session
     print(f'teacher: {teacher["metrics"][METRIC]:.2f} top-1')
 
     # 2. Block-wise training of every candidate (once; shared by the budgets and seeds).

@@ -55,7 +55,7 @@ def crop_dataset(args: argparse.Namespace) -> str:
 
 
 def teacher_checkpoint(args: argparse.Namespace) -> tuple:
-    """Build the crops, train (or reuse) the classifier teacher; its checkpoint and result."""
+    """Build the crops, train (or reuse) the classifier teacher; its kept weights and result."""
     crops = osp.join(crop_dataset(args), '')
     cfg = Config.fromfile(TEACHER_CONFIG)
     epochs = args.cls_teacher_epochs
@@ -73,9 +73,11 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
         layout='mmpretrain')
     if args.subset:
         subset(cfg, 8 * args.subset, 8 * args.subset)
+    # Its weights are kept beside its result (committed): every distilled run, in whatever
+    # session it trains, distils from this one teacher.
     result = run_config(run_name(f'cls_teacher_{epochs}e', args), cfg, args.work_dir,
-                        runs_dir(args), reuse_needs=f'epoch_{epochs}.pth')
-    return osp.join(result['work_dir'], f'epoch_{epochs}.pth'), result
+                        runs_dir(args), reuse_needs=f'epoch_{epochs}.pth', keep_weights=True)
+    return result['weights'], result
 
 
 def runs_dir(args: argparse.Namespace) -> str:

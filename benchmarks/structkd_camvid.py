@@ -30,7 +30,6 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
     python -m benchmarks.structkd_camvid --sweep-pixel 1 --sweep-pair 0.5 2 8 --sweep-adv 0.1 1
 """
 import argparse
-import hashlib
 import json
 import os
 import os.path as osp
@@ -40,9 +39,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2
+from benchmarks.lib.common import (REPO_ROOT, imagenet_mobilenet_v2, keep_model_weights,
+                                   kept_weights_valid)
 from mmstructkd.engine import SafeRunner
-from mmstructkd.utils import atomic_save, safe_load
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
@@ -134,8 +133,10 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     if osp.isfile(result_file):
         with open(result_file) as f:
             finished = json.load(f)
-    if osp.isfile(result_file) and (not keep_weights or (
-            osp.isfile(kept) and sha256_of(kept) == finished.get('weights_sha256'))):
+        if keep_weights and osp.isfile(kept) and not kept_weights_valid(kept, finished):
+            raise ValueError(f'{kept} is not the teacher {result_file} recorded: restore it '
+                             '(git checkout), or move both aside to train the teacher again.')
+    if osp.isfile(result_file) and (not keep_weights or kept_weights_valid(kept, finished)):
         differs = {k: (finished.get(k), v) for k, v in wanted.items() if finished.get(k) != v}
         if differs:
             raise ValueError(f'{result_file} is a finished run of another set-up '
@@ -196,20 +197,6 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=2)
     return dict(result, checkpoint=checkpoint)
-
-
-def sha256_of(path: str) -> str:
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def keep_model_weights(checkpoint: str, out: str, name: str) -> str:
-    """Write the model weights of a training checkpoint (no optimizer state, no config text) to
-    ``out`` and return the file's sha256."""
-    state = safe_load(checkpoint, map_location='cpu', role='teacher run checkpoint')
-    atomic_save(dict(state_dict=state['state_dict'], meta=dict(run=name, source=osp.basename(
-        checkpoint))), out)
-    return sha256_of(out)
 
 
 def logged_loss_means(runner) -> dict:

@@ -30,8 +30,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
-from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2
-from benchmarks.structkd_camvid import CONFIGS, STUDENTS, TEACHER, run_name, sha256_of
+from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of
+from benchmarks.structkd_camvid import CONFIGS, STUDENTS, TEACHER, run_name
 from mmstructkd.models.distillers.adversarial_distiller import AdversarialDistiller
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint

@@ -7,6 +7,7 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from benchmarks.lib import common
@@ -88,6 +89,7 @@ class FakeRunner:
     """Stands in for mmengine's Runner in :func:`common.run_config`: 'training' writes the
     checkpoint the config names and records that it trained."""
     trained = []
+    weights = 0
 
     def __init__(self, cfg):
         self.cfg, self.iter = cfg, 3
@@ -101,15 +103,20 @@ class FakeRunner:
     def train(self):
         FakeRunner.trained.append(osp.basename(self.cfg.work_dir))
         os.makedirs(self.cfg.work_dir, exist_ok=True)
-        open(osp.join(self.cfg.work_dir, 'epoch_1.pth'), 'w').close()
+        # a training checkpoint: weights (different each training), optimizer, config text
+        FakeRunner.weights += 1
+        torch.save(dict(state_dict={'w': torch.full((2, ), float(FakeRunner.weights))},
+                        optimizer={'momentum': torch.zeros(2)}, meta=dict(cfg='print(1)')),
+                   osp.join(self.cfg.work_dir, 'epoch_1.pth'))
 
     def val(self):
         return {'acc': 0.7}
 
 
-def lazy_teacher_compare(tmp_path, monkeypatch, **flags):
-    """compare() over a teacher that loads from ``work/teacher/epoch_1.pth`` and a distilled
-    variant ``b`` whose config loads that checkpoint (variant ``a``: no teacher)."""
+def lazy_teacher_compare(tmp_path, monkeypatch, keep=False, **flags):
+    """compare() over a teacher that loads from ``work/teacher/epoch_1.pth`` (``keep``: from
+    its kept weights ``runs/teacher.pth``) and a distilled variant ``b`` whose config loads
+    that checkpoint (variant ``a``: no teacher)."""
     monkeypatch.setattr(common, 'Runner', FakeRunner)
     FakeRunner.trained = []
     work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
@@ -120,8 +127,8 @@ def lazy_teacher_compare(tmp_path, monkeypatch, **flags):
 
     def train_teacher(args):
         result = common.run_config('teacher', cfg(dict(type='T')), work, runs,
-                                   reuse_needs='epoch_1.pth')
-        return ckpt, result
+                                   reuse_needs='epoch_1.pth', keep_weights=keep)
+        return (result['weights'] if keep else ckpt), result
 
     def train_student(variant, config, seed, args, teacher_ckpt, runs_dir):
         model = dict(type='S') if variant == 'a' else dict(type='D', teacher_ckpt=teacher_ckpt)
@@ -168,3 +175,58 @@ def test_teacher_only_trains_the_teacher_if_a_run_needs_it(finished, monkeypatch
     assert FakeRunner.trained == trained
     assert ('for 1 unfinished runs' in capsys.readouterr().out) is pending
     assert not common._report_only
+
+
+def result_of(tmp_path, name):
+    with open(tmp_path / 'runs' / f'{name}.json') as f:
+        return json.load(f)
+
+
+def test_kept_teacher_serves_the_next_machine(finished, monkeypatch):
+    # b seed 1 needs the teacher: it is trained, its weights kept beside its result
+    lazy_teacher_compare(finished, monkeypatch, keep=True)
+    assert FakeRunner.trained == ['teacher', 'b_seed1']
+    kept = finished / 'runs' / 'teacher.pth'
+    teacher = result_of(finished, 'teacher')
+    assert teacher['weights_sha256'] == common.sha256_of(str(kept))
+    # only the weights travel: no optimizer state, no config text
+    saved = torch.load(kept, weights_only=True)
+    assert set(saved) == {'state_dict', 'meta'} and 'cfg' not in saved['meta']
+    trained = torch.load(finished / 'work' / 'teacher' / 'epoch_1.pth', weights_only=True)
+    assert torch.equal(saved['state_dict']['w'], trained['state_dict']['w'])
+    assert result_of(finished, 'b_seed1')['teacher_sha256'] == teacher['weights_sha256']
+    # the next machine: no work dir, b seed 1 to train again; the kept teacher serves it
+    for path in sorted((finished / 'work').rglob('*'), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (finished / 'runs' / 'b_seed1.json').unlink()
+    lazy_teacher_compare(finished, monkeypatch, keep=True)
+    assert FakeRunner.trained == ['b_seed1']
+    assert result_of(finished, 'b_seed1')['teacher_sha256'] == teacher['weights_sha256']
+
+
+def test_kept_weights_of_another_file_are_refused(finished, monkeypatch):
+    # the kept file is not the one the result recorded: no student distils from it
+    lazy_teacher_compare(finished, monkeypatch, keep=True)
+    torch.save(dict(state_dict={'w': torch.zeros(2)}), finished / 'runs' / 'teacher.pth')
+    (finished / 'runs' / 'b_seed1.json').unlink()
+    with pytest.raises(ValueError, match=r'teacher.pth is not the teacher .*teacher.json '
+                       r'recorded .*restore it'):
+        lazy_teacher_compare(finished, monkeypatch, keep=True)
+    assert FakeRunner.trained == []
+
+
+def test_distilled_run_of_another_teacher_is_not_reused(finished, monkeypatch):
+    lazy_teacher_compare(finished, monkeypatch, keep=True)
+    b0 = result_of(finished, 'b_seed1')
+    b0['teacher_sha256'] = '0' * 64
+    with open(finished / 'runs' / 'b_seed1.json', 'w') as f:
+        json.dump(b0, f)
+    with pytest.raises(ValueError, match=r'b_seed1.json was distilled from another teacher '
+                       r'\(sha256 000000000000\).*move it aside'):
+        lazy_teacher_compare(finished, monkeypatch, keep=True)
+
+
+def test_keep_weights_needs_the_checkpoint_name(tmp_path):
+    with pytest.raises(ValueError, match='keep_weights needs reuse_needs'):
+        common.run_config('t', Config(dict(model=dict(type='T'))), str(tmp_path),
+                          str(tmp_path), keep_weights=True)

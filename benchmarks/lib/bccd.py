@@ -12,7 +12,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from benchmarks.lib.common import REPO_ROOT, add_report_argument, imagenet_mobilenet_v2, run_config
+from benchmarks.lib.common import (REPO_ROOT, add_report_argument, imagenet_mobilenet_v2,
+                                   run_config, teacher_run_name)
 
 DATA_ROOT = osp.join(REPO_ROOT, '..', 'shared', 'data', 'bccd')
 WORK_ROOT = osp.join(REPO_ROOT, 'work_dirs', 'benchmarks', 'bccd')
@@ -110,9 +111,9 @@ def _no_boxes_is_0(result: dict) -> dict:
 
 
 def teacher_tag(teacher_ckpt: str) -> str:
-    """The teacher's run name (its work dir), part of a distilled run's name: a distilled run
-    never resumes, or is reused, with another teacher than the one it started with."""
-    return osp.basename(osp.dirname(osp.abspath(teacher_ckpt)))
+    """The teacher's run name, part of a distilled run's name: a distilled run never resumes,
+    or is reused, with another teacher's run than the one it started with."""
+    return teacher_run_name(teacher_ckpt)
 
 
 def shared_runs_dir(args: argparse.Namespace) -> str:

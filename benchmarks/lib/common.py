@@ -5,10 +5,13 @@ finished run writes ``<results_dir>/<name>.json`` (committed beside the summary,
 machine skips it); an interrupted one resumes from the last checkpoint in
 ``<work_dir>/<name>``.
 """
+import functools
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +27,7 @@ from mmengine.config import Config
 # resuming one (also of a plain teacher or student baseline) loads through the safe loader.
 import mmstructkd  # noqa: F401
 from mmstructkd.engine import SafeRunner as Runner
-from mmstructkd.utils import safe_load
+from mmstructkd.utils import atomic_save, safe_load
 
 #: The repository's root (``benchmarks/lib/common.py`` is three levels below it).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,8 +95,61 @@ def _teacher_ckpt_of(cfg: Optional[Config]) -> Optional[str]:
     return ckpt if isinstance(ckpt, str) and '://' not in ckpt else None
 
 
+def sha256_of(path: str) -> str:
+    """The sha256 of a file (hex), kept per path, size and modification time."""
+    stat = os.stat(path)
+    return _sha256_cached(osp.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def keep_model_weights(checkpoint: str, out: str, name: str) -> str:
+    """Write the model weights of a training checkpoint (no optimizer state, no config text)
+    to ``out`` atomically and return the file's sha256."""
+    state = safe_load(checkpoint, map_location='cpu', role='teacher run checkpoint')
+    atomic_save(dict(state_dict=state['state_dict'],
+                     meta=dict(run=name, source=osp.basename(checkpoint))), out)
+    return sha256_of(out)
+
+
+def teacher_run_name(teacher_ckpt: str) -> str:
+    """The run a teacher checkpoint comes from: the work dir of a training checkpoint
+    (``<run>/epoch_N.pth``, ``<run>/iter_N.pth``) or the stem of kept weights (``<run>.pth``,
+    ``run_config(keep_weights=True)``)."""
+    stem = osp.splitext(osp.basename(teacher_ckpt))[0]
+    if re.fullmatch(r'(epoch|iter)_\d+', stem):
+        return osp.basename(osp.dirname(osp.abspath(teacher_ckpt)))
+    return stem
+
+
+def kept_weights_valid(kept: str, result: dict) -> bool:
+    """Whether ``kept`` is there and is the file whose sha256 ``result`` recorded."""
+    return osp.isfile(kept) and sha256_of(kept) == result.get('weights_sha256')
+
+
+def _check_teacher(result_file: str, result: dict, teacher_ckpt: Optional[str]) -> None:
+    """A finished distilled run is reused only with the teacher it distilled from (when both
+    are known): a teacher trained again elsewhere has other weights."""
+    recorded = result.get('teacher_sha256')
+    if recorded is None or teacher_ckpt is None or not osp.isfile(teacher_ckpt):
+        return
+    current = sha256_of(teacher_ckpt)
+    if current != recorded:
+        raise ValueError(
+            f'{result_file} was distilled from another teacher (sha256 {recorded[:12]}) than '
+            f'{teacher_ckpt} (sha256 {current[:12]}): move it aside to train it again with this '
+            'teacher, or put that teacher back.')
+
+
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
-               reuse_needs: Optional[str] = None,
+               reuse_needs: Optional[str] = None, keep_weights: bool = False,
                before_val: Optional[Callable[[Runner], dict]] = None) -> dict:
     """Train ``cfg`` (or reuse its finished result) and return its validation metrics.
 
@@ -105,6 +161,13 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         reuse_needs (str, optional): File name in the run's work dir that must exist for a
             finished result to be reused (a teacher's checkpoint, which students load),
             except while :func:`compare` looks the teacher up.
+        keep_weights (bool): A teacher run: write the model weights of its ``reuse_needs``
+            checkpoint to ``<results_dir>/<name>.pth`` (committed beside the result: a new
+            machine has no work dir, and the students of a benchmark spread over sessions
+            must all distil from one teacher), their sha256 in the result
+            (``weights_sha256``). The finished result is then also reused while that file is
+            there with that sha256, and ``weights`` (the kept file) is returned; a finished
+            run whose work-dir checkpoint is still there is kept at once.
         before_val (callable, optional): Called with the runner after training and before the
             final validation; the dict it returns (filled during validation) is stored as
             ``extra``.
@@ -113,15 +176,34 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         dict: ``metrics`` (the final validation), ``step_time_s`` (median over all iterations,
         robust to other jobs on the machine and restored on resume), ``train_time_s``
         (iterations x median step time), ``device`` (``cpu`` or the GPU), ``threads`` (torch's
-        intra-op threads), ``work_dir`` and the run's ``seed``.
+        intra-op threads), ``work_dir``, the run's ``seed``; a distilled run trained since
+        teachers are fingerprinted: ``teacher_sha256``; with ``keep_weights``: ``weights``.
     """
+    if keep_weights and reuse_needs is None:
+        raise ValueError(f'run_config({name!r}): keep_weights needs reuse_needs (the work-dir '
+                         'checkpoint whose weights are kept)')
     work_dir = osp.join(work_root, name)
     result_file = osp.join(results_dir, f'{name}.json')
-    if osp.isfile(result_file) and (reuse_needs is None or _result_suffices
-                                    or osp.isfile(osp.join(work_dir, reuse_needs))):
-        with open(result_file) as f:
-            return dict(json.load(f), work_dir=work_dir)
+    kept = osp.join(results_dir, f'{name}.pth') if keep_weights else None
+    extra_out = dict(weights=kept) if keep_weights else {}
     teacher_ckpt = _teacher_ckpt_of(cfg)
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            finished = json.load(f)
+        checkpoint = osp.join(work_dir, reuse_needs) if reuse_needs else None
+        if keep_weights and osp.isfile(kept) and not kept_weights_valid(kept, finished):
+            raise ValueError(
+                f'{kept} is not the teacher {result_file} recorded (sha256 '
+                f'{str(finished.get("weights_sha256"))[:12]}, the file {sha256_of(kept)[:12]}): '
+                'restore it (git checkout), or move both aside to train the teacher again.')
+        if keep_weights and not osp.isfile(kept) and osp.isfile(checkpoint):
+            # trained before its weights were kept, its checkpoint still here: keep it now
+            finished['weights_sha256'] = keep_model_weights(checkpoint, kept, name)
+            write_json(result_file, finished)
+        if (reuse_needs is None or _result_suffices or osp.isfile(checkpoint)
+                or (keep_weights and kept_weights_valid(kept, finished))):
+            _check_teacher(result_file, finished, teacher_ckpt)
+            return dict(finished, work_dir=work_dir, **extra_out)
     if _report_only:
         raise RunNotFinished(name, needs_teacher=teacher_ckpt is not None)
     if teacher_ckpt is not None and not osp.isfile(teacher_ckpt) and _ensure_teacher is not None:
@@ -142,12 +224,14 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                   wall_time_this_invocation_s=round(wall_time, 1), resumed=bool(cfg.resume),
                   # step times compare only at equal threads (runs side by side take fewer)
                   device=device_name(), threads=torch.get_num_threads(), metrics=metrics)
+    if teacher_ckpt is not None and osp.isfile(teacher_ckpt):
+        result['teacher_sha256'] = sha256_of(teacher_ckpt)
+    if keep_weights:
+        result['weights_sha256'] = keep_model_weights(osp.join(work_dir, reuse_needs), kept, name)
     if extra is not None:
         result['extra'] = extra
-    os.makedirs(results_dir, exist_ok=True)
-    with open(result_file, 'w') as f:
-        json.dump(result, f, indent=2)
-    return dict(result, work_dir=work_dir)
+    write_json(result_file, result)
+    return dict(result, work_dir=work_dir, **extra_out)
 
 
 def seed_stats(values_by_variant: Dict[str, Dict[int, float]]) -> tuple:

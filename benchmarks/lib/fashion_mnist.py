@@ -38,7 +38,7 @@ from mmengine.config import Config
 
 from benchmarks.lib.common import REPO_ROOT, add_report_argument
 from benchmarks.lib.common import compare as common_compare
-from benchmarks.lib.common import run_config
+from benchmarks.lib.common import run_config, teacher_run_name
 from mmstructkd.engine import SafeRunner as Runner
 
 DATA_ROOT = osp.join(REPO_ROOT, 'data', 'fashion_mnist')
@@ -205,9 +205,11 @@ def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, args.teacher_epochs, args.data_root,
                     subset=subset)
     name = f'teacher_{args.teacher_epochs}e-{subset or "all"}'
+    # Its weights are kept beside its result (committed): the runs of a budget spread over
+    # sessions all distil from this one teacher.
     result = run_config(name, cfg, args.work_dir, shared_runs_dir(args),
-                        reuse_needs=f'epoch_{args.teacher_epochs}.pth')
-    return osp.join(result['work_dir'], f'epoch_{args.teacher_epochs}.pth'), result
+                        reuse_needs=f'epoch_{args.teacher_epochs}.pth', keep_weights=True)
+    return result['weights'], result
 
 
 def train_student(variant: str, config: str, seed: int, args: argparse.Namespace,
@@ -232,7 +234,7 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
         cache = use_views(cfg, views, cache_dir=None
                           if variant not in getattr(args, 'cache_variants', CACHE_VARIANTS)
                           else osp.join(args.work_dir, 'teacher_cache',
-                                        f'{variant}_{osp.basename(osp.dirname(teacher_ckpt))}'
+                                        f'{variant}_{teacher_run_name(teacher_ckpt)}'
                                         f'_{subset or "all"}_v{views}_{args.cache_dtype}'),
                           dtype=getattr(args, 'cache_dtype', 'fp16'))
         if cache:
