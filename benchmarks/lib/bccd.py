@@ -98,9 +98,11 @@ def configure(cfg: Config, seed: int, epochs: int, args: argparse.Namespace) -> 
 def teacher_checkpoint(args: argparse.Namespace) -> tuple:
     """Train (or reuse) the shared teacher; return its checkpoint path and its result."""
     cfg = configure(Config.fromfile(TEACHER_CONFIG), 0, args.teacher_epochs, args)
+    # Kept beside its result (committed): every later distilled run distils from this teacher.
     result = run_config(run_name(f'teacher-gn_{args.teacher_epochs}e', args), cfg, args.work_dir,
-                        shared_runs_dir(args), reuse_needs=f'epoch_{args.teacher_epochs}.pth')
-    return osp.join(result['work_dir'], f'epoch_{args.teacher_epochs}.pth'), _no_boxes_is_0(result)
+                        shared_runs_dir(args), reuse_needs=f'epoch_{args.teacher_epochs}.pth',
+                        keep_weights=True)
+    return result['weights'], _no_boxes_is_0(result)
 
 
 def _no_boxes_is_0(result: dict) -> dict:
