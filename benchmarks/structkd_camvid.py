@@ -40,7 +40,7 @@ import torch
 from mmengine.config import Config
 
 from benchmarks.lib.common import (REPO_ROOT, imagenet_mobilenet_v2, keep_model_weights,
-                                   kept_weights_valid)
+                                   kept_weights_valid, write_json)
 from mmstructkd.engine import SafeRunner
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
@@ -193,9 +193,7 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
                   wall_time_this_invocation_s=round(wall_time, 1),
                   resumed=bool(cfg.resume), mIoU=float(metrics['mIoU']),
                   aAcc=float(metrics['aAcc']), per_class_iou=per_class, logged=logged)
-    os.makedirs(osp.dirname(result_file), exist_ok=True)
-    with open(result_file, 'w') as f:
-        json.dump(result, f, indent=2)
+    write_json(result_file, result)  # atomic: a reader never sees half a file
     return dict(result, checkpoint=checkpoint)
 
 
