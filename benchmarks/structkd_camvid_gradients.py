@@ -31,7 +31,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of
-from benchmarks.structkd_camvid import CONFIGS, STUDENTS, TEACHER, run_name
+from benchmarks.structkd_camvid import CONFIGS, TEACHER, VARIANTS, run_name, variant_setup
 from mmstructkd.models.distillers.adversarial_distiller import AdversarialDistiller
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint
@@ -50,8 +50,8 @@ def parse_args():
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'benchmarks',
                                                        'structkd_camvid'),
                         help="the benchmark's work dir (its runs' last checkpoints)")
-    parser.add_argument('--variants', nargs='+', default=[v for v in STUDENTS if v != 'student'],
-                        choices=[v for v in STUDENTS if v != 'student'])
+    distilled = [v for v in VARIANTS if v != 'student']
+    parser.add_argument('--variants', nargs='+', default=distilled, choices=distilled)
     parser.add_argument('--seed', type=int, default=0, help='which run of each variant')
     parser.add_argument('--student-iters', type=int, default=1200)
     parser.add_argument('--num-views', type=int, default=8)
@@ -73,14 +73,17 @@ def kept_teacher(results: str) -> str:
     return found[-1]
 
 
-def build(config: str, args, teacher_ckpt: str, pretrained: str):
-    """The distiller of ``config`` (under ``configs/``) and its training dataset."""
+def build(variant: str, args, teacher_ckpt: str, pretrained: str):
+    """The distiller of a benchmark variant and its training dataset."""
+    config, overrides = variant_setup(variant)
     cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if overrides:
+        cfg.merge_from_dict(overrides)
     cfg.model.teacher_ckpt = teacher_ckpt
     cfg.model.student.backbone.init_cfg.checkpoint = pretrained
     cfg.train_dataloader.dataset.data_root = args.data_root
     cfg = resolve_config(cfg, verbose=False)
-    DefaultScope.get_instance(f'gradients-{config}', scope_name=cfg.default_scope)
+    DefaultScope.get_instance(f'gradients-{variant}', scope_name=cfg.default_scope)
     model = MODELS.build(cfg.model)
     with scoped_checkpoint_loader():
         model.init_weights()  # ImageNet backbone for the student, the kept teacher
@@ -142,7 +145,7 @@ def main():
              '|---|---|---|---:|---:|---:|---:|']
     for variant in args.variants:
         torch.manual_seed(args.seed)  # every variant starts from the same student head
-        model, dataset = build(STUDENTS[variant], args, teacher, pretrained)
+        model, dataset = build(variant, args, teacher, pretrained)
         data = batches(dataset, args.batches, args.seed)
         points = {'start': None}
         last = osp.join(args.work_dir, run_name(variant, args.student_iters, args.num_views,
