@@ -28,6 +28,7 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
     python -m benchmarks.structkd_camvid --teacher-only     # the teacher (resumable)
     python -m benchmarks.structkd_camvid [--seeds 0 1 2] [--student-iters 1200]
     python -m benchmarks.structkd_camvid --sweep-pixel 1 --sweep-pair 0.5 2 8 --sweep-adv 0.1 1
+    python -m benchmarks.structkd_camvid --report   # the finished runs so far, trains nothing
 """
 import argparse
 import json
@@ -39,8 +40,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from benchmarks.lib.common import (REPO_ROOT, imagenet_mobilenet_v2, keep_model_weights,
-                                   kept_weights_valid, write_json)
+from benchmarks.lib.common import (REPO_ROOT, RunNotFinished, imagenet_mobilenet_v2,
+                                   keep_model_weights, kept_weights_valid, write_json)
 from mmstructkd.engine import SafeRunner
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
@@ -115,6 +116,9 @@ def parse_args():
                         help='lambda_ho (adv_loss_weight) values to try on '
                         '+pixel+pair+holistic, each compared with +pixel+pair of that seed')
     parser.add_argument('--sweep-seed', type=int, default=0)
+    parser.add_argument('--report', action='store_true',
+                        help='tabulate the finished runs and train nothing (an interim summary '
+                        'says complete: false and which variants are missing)')
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid.json'))
     args = parser.parse_args()
@@ -174,6 +178,8 @@ def run(name: str, config: str, args, iters: int, seed: int, pretrained: str,
             raise ValueError(f'{result_file} is a finished run of another set-up '
                              f'(stored, wanted: {differs}); move it aside to run this one.')
         return dict(finished, checkpoint=checkpoint)
+    if args.report:
+        raise RunNotFinished(name)
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     if overrides:
         cfg.merge_from_dict(overrides)
@@ -272,8 +278,12 @@ def main():
     # The teacher's run is named after its config and schedule: another teacher is never reused.
     config_stem = osp.splitext(osp.basename(args.teacher_config))[0]
     teacher_name = f'teacher_{config_stem}_{args.teacher_iters}it'
-    teacher = run(teacher_name, args.teacher_config, args, args.teacher_iters, 0, pretrained,
-                  keep_weights=True)
+    try:
+        teacher = run(teacher_name, args.teacher_config, args, args.teacher_iters, 0,
+                      pretrained, keep_weights=True)
+    except RunNotFinished:
+        raise SystemExit(f'--report: the teacher run {teacher_name} is not finished (or its '
+                         'kept weights are missing); run without --report to train it')
     print(f'teacher: {teacher["mIoU"]:.2f} mIoU')
     # A distilled run names its teacher by run and weights: a retrained teacher (another
     # machine, other weights) never reuses the students of the one before.
@@ -289,11 +299,14 @@ def main():
             # The student alone has no teacher; every distilled run records its teacher's run.
             distilled = variant != 'student'
             config, overrides = variant_setup(variant)
-            runs[(variant, seed)] = run(name, config, args, args.student_iters, seed,
-                                        pretrained, teacher_ckpt=teacher['checkpoint'],
-                                        replayable=True,
-                                        teacher=teacher_id if distilled else None,
-                                        overrides=overrides)
+            try:
+                runs[(variant, seed)] = run(name, config, args, args.student_iters, seed,
+                                            pretrained, teacher_ckpt=teacher['checkpoint'],
+                                            replayable=True,
+                                            teacher=teacher_id if distilled else None,
+                                            overrides=overrides)
+            except RunNotFinished:  # --report
+                continue
             print(f'{variant} seed {seed}: {runs[(variant, seed)]["mIoU"]:.2f} mIoU')
     sweeps = run_sweeps(args, teacher_id, teacher, pretrained, runs)
     report(args, teacher, runs, sweeps)
@@ -319,9 +332,12 @@ def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict
             name = f'sweep_{variant_tag(variant)}_{key.split(".")[-2]}{weight:g}_' \
                 f'{args.student_iters}it_v{args.num_views}_seed{seed}'
             config, overrides = variant_setup(variant)
-            result = run(name, config, args, args.student_iters, seed, pretrained,
-                         teacher_ckpt=teacher['checkpoint'], replayable=True,
-                         teacher=teacher_id, overrides=dict(overrides or {}, **{key: weight}))
+            try:
+                result = run(name, config, args, args.student_iters, seed, pretrained,
+                             teacher_ckpt=teacher['checkpoint'], replayable=True,
+                             teacher=teacher_id, overrides=dict(overrides or {}, **{key: weight}))
+            except RunNotFinished:  # --report
+                continue
             if (base, seed) not in runs:
                 raise ValueError(f'--{option.replace("_", "-")} compares with {base} seed {seed}: '
                                  f'run that variant and seed too (--variants, --seeds).')
@@ -363,7 +379,7 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     std = {v: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0 for v, x in miou.items()}
     spread = max(miou['student']) - min(miou['student'])
     structkd = [v for v in STRUCTKD if v in variants]
-    best = max(structkd, key=mean.get)
+    best = max(structkd, key=mean.get) if structkd else None
     gains = {name: paired(runs, v, base, seeds) for name, v, base in PAIRED
              if v in variants and base in variants}
     lines = [f'CamVid val (101 images, 240x180), {args.student_iters} student iterations, '
@@ -403,8 +419,13 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     def gain_of(name):
         return gains[name]['mean'] if name in gains else float('nan')
 
+    # An interim summary (some variants still training) says so: its gains are not the
+    # benchmark's.
+    missing = [v for v in VARIANTS if v not in variants]
     summary = dict(
-        gain=round(mean[best] - mean['student'], 2), spread=round(spread, 2),
+        complete=not missing and len(seeds) >= 3, missing_variants=missing,
+        gain=round(mean[best] - mean['student'], 2) if best else float('nan'),
+        spread=round(spread, 2),
         best_variant=best, pair_gain=gain_of('pair'), holistic_gain=gain_of('holistic'),
         cwd_gain=gain_of('cwd'), paired=gains,
         variants={v: dict(mean=round(mean[v], 2), std=round(std[v], 2),
