@@ -88,13 +88,20 @@ def variant_setup(variant: str) -> tuple:
     return STUDENTS[variant], None
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(prog='python -m benchmarks.structkd_camvid',
-                                     description=__doc__.split('\n')[0])
+def add_path_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-root`` and ``--work-dir`` (where the runs and their checkpoints live), shared
+    with the benchmark's diagnostics."""
     parser.add_argument('--data-root', default=osp.join(REPO_ROOT, '..', 'shared', 'data',
                                                         'camvid'))
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'benchmarks',
-                                                       'structkd_camvid'))
+                                                       'structkd_camvid'),
+                        help="the benchmark's runs (their last checkpoints included)")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.structkd_camvid',
+                                     description=__doc__.split('\n')[0])
+    add_path_arguments(parser)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--teacher-config', default=TEACHER)
     parser.add_argument('--teacher-iters', type=int, default=4000)
@@ -416,15 +423,15 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
                   for r in sweep['rows']]
     print('\n'.join(lines))
 
-    def gain_of(name):
-        return gains[name]['mean'] if name in gains else float('nan')
+    def gain_of(name):  # None (JSON null) where the two variants are not both finished
+        return gains[name]['mean'] if name in gains else None
 
     # An interim summary (some variants still training) says so: its gains are not the
     # benchmark's.
     missing = [v for v in VARIANTS if v not in variants]
     summary = dict(
         complete=not missing and len(seeds) >= 3, missing_variants=missing,
-        gain=round(mean[best] - mean['student'], 2) if best else float('nan'),
+        gain=round(mean[best] - mean['student'], 2) if best else None,
         spread=round(spread, 2),
         best_variant=best, pair_gain=gain_of('pair'), holistic_gain=gain_of('holistic'),
         cwd_gain=gain_of('cwd'), paired=gains,
@@ -441,12 +448,15 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__),
         runs=[dict(variant=v, **{k: x for k, x in runs[(v, s)].items() if k != 'checkpoint'})
               for v in variants for s in seeds])
-    os.makedirs(osp.dirname(args.results), exist_ok=True)
-    with open(args.results, 'w') as f:
-        json.dump(summary, f, indent=2)
-    print(f'miou_gain={summary["gain"]:+.2f} spread={spread:.2f} '
-          f'pair_gain={summary["pair_gain"]:+.2f} holistic_gain={summary["holistic_gain"]:+.2f} '
-          f'cwd_gain={summary["cwd_gain"]:+.2f}')
+    write_json(args.results, summary)
+
+    def signed(x):
+        return 'n/a' if x is None else f'{x:+.2f}'
+
+    print(f'miou_gain={signed(summary["gain"])} spread={spread:.2f} '
+          f'pair_gain={signed(summary["pair_gain"])} '
+          f'holistic_gain={signed(summary["holistic_gain"])} '
+          f'cwd_gain={signed(summary["cwd_gain"])}')
 
 
 if __name__ == '__main__':

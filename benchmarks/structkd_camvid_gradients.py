@@ -31,7 +31,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of
-from benchmarks.structkd_camvid import CONFIGS, TEACHER, VARIANTS, run_name, variant_setup
+from benchmarks.structkd_camvid import (CONFIGS, TEACHER, VARIANTS, add_path_arguments,
+                                        run_name, variant_setup)
 from mmstructkd.models.distillers.adversarial_distiller import AdversarialDistiller
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint
@@ -45,11 +46,7 @@ TASK = 'student.decode.loss_ce'
 def parse_args():
     parser = argparse.ArgumentParser(prog='python -m benchmarks.structkd_camvid_gradients',
                                      description=__doc__.split('\n')[0])
-    parser.add_argument('--data-root', default=osp.join(REPO_ROOT, '..', 'shared', 'data',
-                                                        'camvid'))
-    parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'work_dirs', 'benchmarks',
-                                                       'structkd_camvid'),
-                        help="the benchmark's work dir (its runs' last checkpoints)")
+    add_path_arguments(parser)
     distilled = [v for v in VARIANTS if v != 'student']
     parser.add_argument('--variants', nargs='+', default=distilled, choices=distilled)
     parser.add_argument('--seed', type=int, default=0, help='which run of each variant')
@@ -125,7 +122,7 @@ def term_gradients(model, data: List[dict]) -> Dict[str, dict]:
         task = grads[TASK]
         for name, g in grads.items():
             row = rows.setdefault(name, dict(value=[], grad_norm=[], ratio=[], cosine=[]))
-            row['value'].append(float(terms[name]))
+            row['value'].append(float(terms[name].detach()))
             row['grad_norm'].append(float(g.norm()))
             row['ratio'].append(float(g.norm() / task.norm()))
             row['cosine'].append(float(torch.nn.functional.cosine_similarity(g, task, dim=0)))
