@@ -1,8 +1,9 @@
 """Block-wise distillation: every candidate learns its teacher unit's function.
 
 A candidate for unit ``u`` gets the teacher's input to ``u`` and regresses the teacher's output
-of ``u`` (feature regression, as in the paper): candidates never see each other's outputs, so
-each is trained and scored on its own, and one teacher forward per batch feeds all of them.
+of ``u`` (feature regression: our reading of the paper's block-wise step, which its abstract does
+not detail): candidates never see each other's outputs, so each is trained and scored on its
+own, and one teacher forward per batch feeds all of them.
 """
 import itertools
 from dataclasses import dataclass, field
