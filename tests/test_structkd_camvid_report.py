@@ -62,3 +62,37 @@ def test_run_names_are_file_names():
     assert bench.run_name('+pixel+pair(paper)', 1200, 8, 2) == 'pixel-pair-paper_1200it_v8_seed2'
     assert bench.run_name('+pixel[1]+pair', 1200, 8, 0) == 'pixel-1-pair_1200it_v8_seed0'
     assert len({bench.variant_tag(v) for v in bench.VARIANTS}) == len(bench.VARIANTS)
+
+
+def test_test_split_pairs_seeds_and_reports_val_beside(runs, tmp_path, capsys):
+    from benchmarks import structkd_camvid_test_split as test_split
+    summary = dict(best_variant='+pixel', complete=False,
+                   variants={v: dict(mean=m) for v, m in
+                             (('student', 41.0), ('+pixel', 45.0), ('cwd', 50.0))},
+                   paired={'pixel': dict(mean=4.0), 'cwd': dict(mean=9.0)})
+    # test mIoU = val - 3 for every run but cwd seed 2 (-5): cwd's paired gain (10, 9, 6)
+    tested = {k: dict(r, mIoU=r['mIoU'] - (5.0 if k == ('cwd', 2) else 3.0))
+              for k, r in runs.items()}
+    args = argparse.Namespace(summary=str(tmp_path / 'structkd_camvid.json'))
+    test_split.report(args, summary, tested, num_images=233)
+    out = strict_json(tmp_path / 'structkd_camvid_test.json')
+    assert out['paired']['cwd'] == dict(mean=8.33, min=6.0, max=10.0, per_seed=[10.0, 9.0, 6.0])
+    assert out['gain'] == 4.0 and out['best_variant'] == '+pixel'
+    assert out['pair_gain'] is None
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        'test_miou_gain=+4.00 spread=2.00 pair_gain=n/a holistic_gain=n/a cwd_gain=+8.33')
+
+
+def test_test_split_finds_the_teacher_by_its_sha(tmp_path):
+    from benchmarks import structkd_camvid_test_split as test_split
+    from benchmarks.lib.common import sha256_of
+    runs_dir = tmp_path / 'structkd_camvid_runs'
+    runs_dir.mkdir()
+    (runs_dir / 'teacher_a_10it.pth').write_bytes(b'another teacher')
+    (runs_dir / 'teacher_a_20it.pth').write_bytes(b'the teacher')
+    summary_path = str(tmp_path / 'structkd_camvid.json')
+    want = sha256_of(str(runs_dir / 'teacher_a_20it.pth'))
+    found = test_split.kept_teacher(summary_path, dict(teacher=dict(weights_sha256=want)))
+    assert found.endswith('teacher_a_20it.pth')
+    with pytest.raises(FileNotFoundError, match='restore them'):
+        test_split.kept_teacher(summary_path, dict(teacher=dict(weights_sha256='0' * 64)))
