@@ -27,7 +27,8 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
 
     python -m benchmarks.structkd_camvid --teacher-only     # the teacher (resumable)
     python -m benchmarks.structkd_camvid [--seeds 0 1 2] [--student-iters 1200]
-    python -m benchmarks.structkd_camvid --sweep-pixel 1 --sweep-pair 0.5 2 8 --sweep-adv 0.1 1
+    python -m benchmarks.structkd_camvid --sweep-pixel 1 0.1 --sweep-pair 0.5 2 8 32 \
+        --sweep-adv 0.1 0.3 1    # a variant's own weight reuses its run
     python -m benchmarks.structkd_camvid --report   # the finished runs so far, trains nothing
 """
 import argparse
@@ -117,11 +118,12 @@ def parse_args():
                         help='lambda_pi values to try on +pixel (seed --sweep-seed), each '
                         'compared with the student alone of that seed')
     parser.add_argument('--sweep-pair', type=float, nargs='*', default=[],
-                        help='lambda_pa values to try on +pixel+pair (seed --sweep-seed), '
-                        'each compared with +pixel of that seed')
+                        help='lambda_pa values to try on +pixel[1]+pair (seed --sweep-seed), '
+                        'each compared with +pixel[1] of that seed')
     parser.add_argument('--sweep-adv', type=float, nargs='*', default=[],
                         help='lambda_ho (adv_loss_weight) values to try on '
-                        '+pixel+pair+holistic, each compared with +pixel+pair of that seed')
+                        '+pixel[1]+pair+holistic, each compared with +pixel[1]+pair of that '
+                        'seed')
     parser.add_argument('--sweep-seed', type=int, default=0)
     parser.add_argument('--report', action='store_true',
                         help='tabulate the finished runs and train nothing (an interim summary '
@@ -339,15 +341,25 @@ def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict
             name = f'sweep_{variant_tag(variant)}_{key.split(".")[-2]}{weight:g}_' \
                 f'{args.student_iters}it_v{args.num_views}_seed{seed}'
             config, overrides = variant_setup(variant)
-            try:
-                result = run(name, config, args, args.student_iters, seed, pretrained,
-                             teacher_ckpt=teacher['checkpoint'], replayable=True,
-                             teacher=teacher_id, overrides=dict(overrides or {}, **{key: weight}))
-            except RunNotFinished:  # --report
+            for needed in (base, variant):
+                if (needed, seed) not in runs and not args.report:
+                    raise ValueError(f'--{option.replace("_", "-")} needs {needed} seed {seed}: '
+                                     'run that variant and seed too (--variants, --seeds).')
+            if weight == config_value(config, overrides, key):
+                # the variant's own weight: its run is that point of the sweep
+                if (variant, seed) not in runs:  # --report, not finished yet
+                    continue
+                result = runs[(variant, seed)]
+            else:
+                try:
+                    result = run(name, config, args, args.student_iters, seed, pretrained,
+                                 teacher_ckpt=teacher['checkpoint'], replayable=True,
+                                 teacher=teacher_id,
+                                 overrides=dict(overrides or {}, **{key: weight}))
+                except RunNotFinished:  # --report
+                    continue
+            if (base, seed) not in runs:  # --report
                 continue
-            if (base, seed) not in runs:
-                raise ValueError(f'--{option.replace("_", "-")} compares with {base} seed {seed}: '
-                                 f'run that variant and seed too (--variants, --seeds).')
             rows.append(dict(weight=weight, mIoU=result['mIoU'],
                              gain_over=base,
                              gain=round(result['mIoU'] - runs[(base, seed)]['mIoU'], 2),
@@ -357,6 +369,17 @@ def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict
         if rows:
             out[option] = dict(variant=variant, key=key, seed=seed, rows=rows)
     return out
+
+
+def config_value(config: str, overrides: dict, key: str):
+    """The value of a dotted ``key`` in a variant's config (with its overrides)."""
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    value = cfg
+    for part in key.split('.'):
+        value = value[part]
+    return value
 
 
 def paired(runs: dict, variant: str, base: str, seeds: list) -> dict:
