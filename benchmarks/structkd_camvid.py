@@ -68,6 +68,7 @@ RETUNED = {
     '+pixel[1]': ('+pixel', {PIXEL_WEIGHT: 1.0}),
     '+pixel[1]+pair': ('+pixel+pair', {PIXEL_WEIGHT: 1.0}),
     '+pixel[1]+pair+holistic': ('+pixel+pair+holistic', {PIXEL_WEIGHT: 1.0}),
+    '+pixel[1]+pair(paper)': ('+pixel+pair(paper)', {PIXEL_WEIGHT: 1.0}),
 }
 VARIANTS = [*STUDENTS, *RETUNED]
 STRUCTKD = ('+pixel', '+pixel+pair', '+pixel+pair+holistic', '+pixel+pair(paper)', *RETUNED)
@@ -78,7 +79,8 @@ PAIRED = (('pixel', '+pixel', 'student'), ('pair', '+pixel+pair', '+pixel'),
           ('cwd', 'cwd', 'student'), ('pair over cwd', 'cwd+pair', 'cwd'),
           ('pixel, lambda_pi 1', '+pixel[1]', 'student'),
           ('pair over pixel[1]', '+pixel[1]+pair', '+pixel[1]'),
-          ('holistic over pixel[1]+pair', '+pixel[1]+pair+holistic', '+pixel[1]+pair'))
+          ('holistic over pixel[1]+pair', '+pixel[1]+pair+holistic', '+pixel[1]+pair'),
+          ('pair (paper reading) over pixel[1]', '+pixel[1]+pair(paper)', '+pixel[1]'))
 
 
 def variant_setup(variant: str) -> tuple:
