@@ -27,8 +27,8 @@ writes ``benchmarks/results/structkd_camvid.json`` and, last,
 
     python -m benchmarks.structkd_camvid --teacher-only     # the teacher (resumable)
     python -m benchmarks.structkd_camvid [--seeds 0 1 2] [--student-iters 1200]
-    python -m benchmarks.structkd_camvid --sweep-pixel 1 0.1 --sweep-pair 0.5 2 8 32 \
-        --sweep-adv 0.1 0.3 1    # a variant's own weight reuses its run
+    python -m benchmarks.structkd_camvid --sweep-pixel 1 0.1 --sweep-pair 0.5 8 32 \
+        --sweep-adv 0.1 1    # a variant's own weight reuses its run
     python -m benchmarks.structkd_camvid --report   # the finished runs so far, trains nothing
 """
 import argparse
@@ -403,17 +403,38 @@ def logged_means(runs: dict, variants: list, seeds: list) -> dict:
     return out
 
 
+def seed_statistics(runs: dict, variants: list, seeds: list, classes: list) -> dict:
+    """What both reports (val here, test in ``structkd_camvid_test_split``) tabulate from
+    ``{(variant, seed): {'mIoU', 'per_class_iou'}}``: per variant its seeds' mIoU, mean, std and
+    per-class IoU means (a class never predicted counts 0); the student alone's spread; the
+    paired gain of every comparison in ``PAIRED`` whose two variants are both there."""
+    miou = {v: [runs[(v, s)]['mIoU'] for s in seeds] for v in variants}
+    return dict(
+        miou=miou,
+        mean={v: float(np.mean(x)) for v, x in miou.items()},
+        std={v: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0 for v, x in miou.items()},
+        spread=max(miou['student']) - min(miou['student']),
+        gains={name: paired(runs, v, base, seeds) for name, v, base in PAIRED
+               if v in variants and base in variants},
+        per_class={v: {c: round(float(np.mean([runs[(v, s)]['per_class_iou'][c] or 0.0
+                                               for s in seeds])), 2) for c in classes}
+                   for v in variants})
+
+
+def signed(x) -> str:
+    """A gain for the last printed line: ``+1.23``, or ``n/a`` where it is not measured."""
+    return 'n/a' if x is None else f'{x:+.2f}'
+
+
 def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     seeds = sorted({s for _, s in runs})
     variants = [v for v in VARIANTS if all((v, s) in runs for s in seeds)]
-    miou = {v: [runs[(v, s)]['mIoU'] for s in seeds] for v in variants}
-    mean = {v: float(np.mean(x)) for v, x in miou.items()}
-    std = {v: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0 for v, x in miou.items()}
-    spread = max(miou['student']) - min(miou['student'])
+    classes = list(teacher['per_class_iou'])
+    stats = seed_statistics(runs, variants, seeds, classes)
+    miou, mean, std, spread, gains, per_class = (
+        stats[k] for k in ('miou', 'mean', 'std', 'spread', 'gains', 'per_class'))
     structkd = [v for v in STRUCTKD if v in variants]
     best = max(structkd, key=mean.get) if structkd else None
-    gains = {name: paired(runs, v, base, seeds) for name, v, base in PAIRED
-             if v in variants and base in variants}
     lines = [f'CamVid val (101 images, 240x180), {args.student_iters} student iterations, '
              f'{args.num_views} views per image, seeds {seeds}; teacher {teacher["mIoU"]:.2f} '
              f'mIoU ({args.teacher_iters} iterations, {teacher["train_time_s"]:.0f} s)',
@@ -427,10 +448,6 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
     lines += ['', '| added term | paired gain (mean) | min | max |', '|---|---:|---:|---:|']
     lines += [f'| {name} | {g["mean"]:+.2f} | {g["min"]:+.2f} | {g["max"]:+.2f} |'
               for name, g in gains.items()]
-    classes = list(teacher['per_class_iou'])
-    per_class = {v: {c: round(float(np.mean([runs[(v, s)]['per_class_iou'][c] or 0.0
-                                             for s in seeds])), 2) for c in classes}
-                 for v in variants}
     lines += ['', '| per-class IoU (seed mean) | teacher | ' + ' | '.join(variants) + ' |',
               '|---|' + '---:|' * (len(variants) + 1)]
     lines += [f'| {c} | {teacher["per_class_iou"][c] or 0.0:.1f} | ' +
@@ -474,10 +491,6 @@ def report(args, teacher: dict, runs: dict, sweeps: dict = None) -> None:
         runs=[dict(variant=v, **{k: x for k, x in runs[(v, s)].items() if k != 'checkpoint'})
               for v in variants for s in seeds])
     write_json(args.results, summary)
-
-    def signed(x):
-        return 'n/a' if x is None else f'{x:+.2f}'
-
     print(f'miou_gain={signed(summary["gain"])} spread={spread:.2f} '
           f'pair_gain={signed(summary["pair_gain"])} '
           f'holistic_gain={signed(summary["holistic_gain"])} '

@@ -23,15 +23,14 @@ import os
 import os.path as osp
 import shutil
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of, write_json
-from benchmarks.structkd_camvid import (CONFIGS, PAIRED, add_path_arguments, paired, run,
-                                        run_name, variant_setup)
+from benchmarks.structkd_camvid import (CONFIGS, add_path_arguments, run, run_name,
+                                        seed_statistics, signed, variant_setup)
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint
 from mmstructkd.utils.config_resolution import resolve_config
@@ -169,12 +168,10 @@ def main():
 def report(args, summary: dict, tested: dict, num_images: int) -> None:
     seeds = sorted({s for _, s in tested})
     variants = [v for v in summary['variants'] if all((v, s) in tested for s in seeds)]
-    miou = {v: [tested[(v, s)]['mIoU'] for s in seeds] for v in variants}
-    mean = {v: float(np.mean(x)) for v, x in miou.items()}
-    std = {v: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0 for v, x in miou.items()}
-    spread = max(miou['student']) - min(miou['student'])
-    gains = {name: paired(tested, v, base, seeds) for name, v, base in PAIRED
-             if v in variants and base in variants}
+    classes = list(tested[(variants[0], seeds[0])]['per_class_iou'])
+    stats = seed_statistics(tested, variants, seeds, classes)
+    miou, mean, std, spread, gains, per_class = (
+        stats[k] for k in ('miou', 'mean', 'std', 'spread', 'gains', 'per_class'))
     best = summary['best_variant']  # chosen on val; the test split checks it
     lines = [f'CamVid test ({num_images} images, never used to choose anything); runs of '
              f'{osp.basename(args.summary)} (val best variant: {best})',
@@ -187,10 +184,6 @@ def report(args, summary: dict, tested: dict, num_images: int) -> None:
               '|---|---:|---:|---:|---:|']
     lines += [f'| {n} | {g["mean"]:+.2f} | {g["min"]:+.2f} | {g["max"]:+.2f} | '
               f'{summary["paired"][n]["mean"]:+.2f} |' for n, g in gains.items()]
-    classes = list(tested[(variants[0], seeds[0])]['per_class_iou'])
-    per_class = {v: {c: round(float(np.mean([tested[(v, s)]['per_class_iou'][c] or 0.0
-                                             for s in seeds])), 2) for c in classes}
-                 for v in variants}
     lines += ['', '| per-class test IoU (seed mean) | ' + ' | '.join(variants) + ' |',
               '|---|' + '---:|' * len(variants)]
     lines += [f'| {c} | ' + ' | '.join(f'{per_class[v][c]:.1f}' for v in variants) + ' |'
@@ -210,9 +203,6 @@ def report(args, summary: dict, tested: dict, num_images: int) -> None:
                                  per_class_iou=per_class[v]) for v in variants},
                runs=list(tested.values()))
     write_json(osp.splitext(args.summary)[0] + '_test.json', out)
-
-    def signed(x):
-        return 'n/a' if x is None else f'{x:+.2f}'
 
     print(f'test_miou_gain={signed(out["gain"])} spread={spread:.2f} '
           f'pair_gain={signed(out["pair_gain"])} holistic_gain={signed(out["holistic_gain"])} '
