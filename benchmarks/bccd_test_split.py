@@ -12,13 +12,18 @@ headline being the variant its val numbers chose, ``best_variant``, where it nam
 
 The runs' work dirs (``--work-dir``, the benchmarks' default) must hold their last checkpoint:
 ``epoch_<E>_student.pth`` of a distiller (``StudentCheckpointHook``), ``epoch_<E>.pth`` of a
-detector trained alone. A shared run (the student alone) whose work dir is gone takes its test
-metrics from another BCCD benchmark's ``*_test.json`` that has them.
+detector trained alone. Each run's test metrics are also written beside its result file
+(``<summary>_runs/test_split/<run>.json``, committed with it, recording the run's val metrics):
+checkpoints are not committed and a later session may be on a new machine, so a run tested once
+is not trained again to be tested; a kept file whose val metrics differ from the summary's (the
+run was retrained) is not reused. A shared run (the student alone) whose work dir is gone takes
+its test metrics from another BCCD benchmark's ``*_test.json`` that has them.
 """
 import argparse
 import glob
 import json
 import os.path as osp
+from typing import Optional
 
 import numpy as np
 from mmengine.config import Config
@@ -77,6 +82,22 @@ def shared_test_metrics(results_dir: str, summary: str) -> dict:
     return found
 
 
+def kept_test_metrics_path(summary: str, run_name: str) -> str:
+    """Where a run's test metrics are kept, beside its result file."""
+    return osp.join(osp.splitext(summary)[0] + '_runs', 'test_split', f'{run_name}.json')
+
+
+def kept_test_metrics(summary: str, run: dict) -> Optional[dict]:
+    """The run's kept test metrics, if they were measured on the weights that gave the
+    summary's val metrics (the same val metrics); None otherwise."""
+    path = kept_test_metrics_path(summary, run['name'])
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        kept = json.load(f)
+    return kept['test_metrics'] if kept.get('val_metrics') == run['metrics'] else None
+
+
 def headline_variant(summary: dict) -> str:
     """The variant whose gain the test split reports: the one the summary's val numbers chose
     (``best_variant``) where it names one, else its ``method``. Test checks that choice; it
@@ -103,11 +124,16 @@ def main() -> None:
             # a shared run evaluated by another BCCD benchmark; its checkpoints are gone here
             metrics[(run['variant'], run['seed'])] = shared[(run['variant'], run['seed'])]
             continue
-        checkpoint = final_student_weights(work_dir, epochs)
-        cfg = student_test_config(run['config'], checkpoint, args.data_root,
-                                  osp.join(args.work_dir, 'test_split', run['name']))
-        metrics[(run['variant'], run['seed'])] = {
-            k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
+        kept = kept_test_metrics(args.summary, run)
+        if kept is None:
+            checkpoint = final_student_weights(work_dir, epochs)
+            cfg = student_test_config(run['config'], checkpoint, args.data_root,
+                                      osp.join(args.work_dir, 'test_split', run['name']))
+            kept = {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
+            write_json(kept_test_metrics_path(args.summary, run['name']),
+                       dict(name=run['name'], split='test', val_metrics=run['metrics'],
+                            test_metrics=kept))
+        metrics[(run['variant'], run['seed'])] = kept
 
     variants = list(dict.fromkeys(v for v, _ in metrics))
     seeds = sorted({s for _, s in metrics})

@@ -46,3 +46,21 @@ def test_the_headline_is_the_variant_val_chose():
     assert bccd_test_split.headline_variant(dict(method='rec+loc', best_variant='rec')) == 'rec'
     # a benchmark with one distilled variant names no best_variant
     assert bccd_test_split.headline_variant(dict(method='reviewkd')) == 'reviewkd'
+
+
+def test_kept_test_metrics_are_reused_only_for_the_same_weights(tmp_path):
+    import json
+    summary = str(tmp_path / 'cls2det_bccd.json')
+    run = dict(name='cls2det_rec_24e_seed0', metrics={'coco/bbox_mAP': 0.41})
+    assert bccd_test_split.kept_test_metrics(summary, run) is None  # never tested
+    path = bccd_test_split.kept_test_metrics_path(summary, run['name'])
+    assert path == str(tmp_path / 'cls2det_bccd_runs' / 'test_split' /
+                       'cls2det_rec_24e_seed0.json')
+    (tmp_path / 'cls2det_bccd_runs' / 'test_split').mkdir(parents=True)
+    with open(path, 'w') as f:
+        json.dump(dict(val_metrics={'coco/bbox_mAP': 0.41},
+                       test_metrics={'coco/bbox_mAP': 0.38}), f)
+    assert bccd_test_split.kept_test_metrics(summary, run) == {'coco/bbox_mAP': 0.38}
+    # the run was trained again (other val metrics): its old test metrics are not its own
+    retrained = dict(run, metrics={'coco/bbox_mAP': 0.43})
+    assert bccd_test_split.kept_test_metrics(summary, retrained) is None
