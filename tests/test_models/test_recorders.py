@@ -83,3 +83,59 @@ def test_data_idx_and_record_idx_errors_are_clear():
         r.get_record_data(data_idx=0)
     with pytest.raises(IndexError, match='record_idx=3'):
         r.get_record_data(record_idx=3)
+
+
+class Residual(nn.Module):
+    """A residual block as mmpretrain's BasicBlock writes it: one in-place ReLU module called
+    twice, the norm layer's output added to in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.Identity()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.relu(self.norm(x * 1.0))
+        out = self.norm(out - 1.0)
+        out += x
+        return self.relu(out)
+
+
+def test_a_record_changed_in_place_raises_and_clone_keeps_what_the_source_made():
+    x = torch.tensor([[-2.0, 0.5, 3.0]], requires_grad=True)
+    # before the last ReLU: relu(x) - 1 + x = [-3, 0, 5]
+    pre_activation = torch.tensor([[-3.0, 0.0, 5.0]])
+    for clone in (False, True):
+        model = Residual()
+        manager = RecorderManager(dict(
+            pre=dict(type='ModuleInputs', source='relu', clone=clone),
+            norm=dict(type='ModuleOutputs', source='norm', clone=clone)))
+        manager.prepare(model)
+        with manager.recording():
+            y = model(x)
+        if not clone:  # the in-place ReLU and `out += x` changed both records
+            for name, source in (('pre', 'relu'), ('norm', 'norm')):
+                with pytest.raises(RuntimeError, match=f'recorded at "{source}".*clone=True'):
+                    manager.get(name, record_idx=-1)
+            with pytest.raises(RuntimeError, match='modified in place'):
+                manager.buffers()
+            continue
+        pre = manager.get('pre', record_idx=-1, data_idx=0)
+        assert torch.equal(pre, pre_activation)
+        assert torch.equal(manager.get('norm', record_idx=-1), pre_activation - x)
+        assert torch.equal(y, pre_activation.clamp(min=0))
+        # the copy is in the graph: d(sum pre)/dx = relu'(x) + 1
+        pre.sum().backward()
+        assert torch.equal(x.grad, torch.tensor([[1.0, 2.0, 2.0]]))
+
+
+def test_records_not_changed_in_place_are_not_copied():
+    model = Toy()
+    manager = RecorderManager(dict(feat=dict(type='ModuleOutputs', source='backbone.0')))
+    manager.prepare(model)
+    with manager.recording():
+        model(torch.randn(1, 3, 2, 2))
+    # backbone.1 is a ReLU that is not in place: the record is the conv's own output tensor
+    assert manager.get('feat')._version == 0
+    with pytest.raises(TypeError, match='clone must be True or False'):
+        ModuleOutputsRecorder('backbone', clone='yes')

@@ -1,8 +1,9 @@
 """The recorder base: what every recorder shares (source lookup, buffer, on/off switch)."""
 import difflib
 from abc import ABCMeta, abstractmethod
-from typing import Any, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Union
 
+import torch
 from torch import nn
 
 
@@ -36,15 +37,27 @@ class BaseRecorder(metaclass=ABCMeta):
     distiller switches it on for its loss step and resets it before each step, so validation
     forwards record nothing and no tensor outlives the step that produced it.
 
+    A recorded tensor is the model's own tensor, not a copy: if the model later changes it in
+    place in the same forward (``ReLU(inplace=True)`` on a module's input, ``out += identity``
+    on a norm layer's output), the record no longer holds what the source produced. Every read
+    checks the tensors' version counters and raises instead of handing the loss the changed
+    values; ``clone=True`` records a copy (gradients flow through it as through the original).
+
     Args:
         source (str): Where to record; its meaning depends on the recorder type.
+        clone (bool): Record copies of the tensors (one copy per call and step), for a source
+            whose tensors the model modifies in place afterwards. Defaults to False.
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, clone: bool = False) -> None:
         if not isinstance(source, str):
             raise TypeError(f'{type(self).__name__}: source must be a str, got {source!r}')
+        if not isinstance(clone, bool):
+            raise TypeError(f'{type(self).__name__}: clone must be True or False, got {clone!r}')
         self.source = source
+        self.clone = clone
         self.data_buffer: List[Any] = []
+        self._versions: List[List[int]] = []
         self.recording = False
         self._model_name = None
 
@@ -59,16 +72,37 @@ class BaseRecorder(metaclass=ABCMeta):
     def reset(self) -> None:
         """Drop recorded data (called at the start and end of every distillation step)."""
         self.data_buffer = []
+        self._versions = []
 
     def record(self, data: Any) -> None:
         if self.recording:
+            if self.clone:
+                data = _clone_tensors(data)
             self.data_buffer.append(data)
+            self._versions.append([_version(t) for t in _tensors(data)])
+
+    def recorded(self) -> List[Any]:
+        """What was recorded in this step, one item per call of the source, after checking
+        that the model did not change any of it in place since.
+
+        Raises:
+            RuntimeError: A recorded tensor was modified in place after it was recorded.
+        """
+        for data, versions in zip(self.data_buffer, self._versions):
+            if [_version(t) for t in _tensors(data)] != versions:
+                raise RuntimeError(
+                    f'{self.describe()}: a tensor it recorded was modified in place later in '
+                    'the same forward (e.g. by ReLU(inplace=True) on a module input, or '
+                    '`out += identity` on a norm layer output), so it no longer holds what was '
+                    f'recorded at "{self.source}". Add clone=True to this recorder to record a '
+                    'copy, or record another module.')
+        return list(self.data_buffer)
 
     def get_record_data(self,
                         record_idx: Optional[Union[int, str]] = None,
                         data_idx: Optional[int] = None) -> Any:
         """Return recorded data (see :func:`select_record`)."""
-        return select_record(self.data_buffer, record_idx, data_idx, self.describe())
+        return select_record(self.recorded(), record_idx, data_idx, self.describe())
 
     def describe(self) -> str:
         """How error messages name this recorder."""
@@ -76,6 +110,38 @@ class BaseRecorder(metaclass=ABCMeta):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(source={self.source!r})'
+
+
+def _tensors(data: Any) -> Iterator[torch.Tensor]:
+    """The tensors in a record: itself, or inside (nested) tuples, lists and dicts."""
+    if isinstance(data, torch.Tensor):
+        yield data
+    elif isinstance(data, (tuple, list)):
+        for item in data:
+            yield from _tensors(item)
+    elif isinstance(data, dict):
+        for item in data.values():
+            yield from _tensors(item)
+
+
+def _version(tensor: torch.Tensor) -> int:
+    # tensors made under inference_mode keep no version counter (and cannot be changed in
+    # place outside it)
+    return -1 if tensor.is_inference() else tensor._version
+
+
+def _clone_tensors(data: Any) -> Any:
+    """``data`` with every tensor (also in nested tuples, lists, dicts) replaced by a copy."""
+    if isinstance(data, torch.Tensor):
+        return data.clone()
+    if isinstance(data, list):
+        return [_clone_tensors(item) for item in data]
+    if isinstance(data, tuple):
+        items = [_clone_tensors(item) for item in data]
+        return type(data)(*items) if hasattr(data, '_fields') else tuple(items)
+    if isinstance(data, dict):
+        return type(data)((k, _clone_tensors(v)) for k, v in data.items())
+    return data
 
 
 def select_record(items: List[Any], record_idx: Optional[Union[int, str]] = None,

@@ -16,13 +16,15 @@ class MethodRecorder(BaseRecorder):
     Args:
         source (str): ``'<dotted module path>.<method name>'``; an empty module path means the
             model itself.
+        clone (bool): Record copies of the tensors (see :class:`BaseRecorder`). Defaults to
+            False.
     """
 
     #: Appended to the error for a source that is no method.
     HINT = ''
 
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
+    def __init__(self, source: str, clone: bool = False) -> None:
+        super().__init__(source, clone=clone)
         self._owner: Optional[nn.Module] = None
         self._method_name = ''
 

@@ -12,15 +12,14 @@ from .base_recorder import BaseRecorder, get_submodule_or_raise
 class _ModuleHookRecorder(BaseRecorder):
     """Shared attach/detach logic of the module recorders."""
 
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
+    def __init__(self, source: str, clone: bool = False) -> None:
+        super().__init__(source, clone=clone)
         self._handle: Optional[RemovableHandle] = None
 
     def prepare(self, model: nn.Module) -> None:
         if self._handle is not None:
             raise RuntimeError(f'{self!r} is already attached to a model.')
-        module = get_submodule_or_raise(model, self.source)
-        self._handle = module.register_forward_hook(self._hook)
+        self._handle = self._attach(get_submodule_or_raise(model, self.source))
 
     def remove(self) -> None:
         if self._handle is not None:
@@ -28,8 +27,8 @@ class _ModuleHookRecorder(BaseRecorder):
             self._handle = None
 
     @abstractmethod
-    def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
-        """Record what this recorder type records."""
+    def _attach(self, module: nn.Module) -> RemovableHandle:
+        """Register the hook that records what this recorder type records."""
 
 
 @TASK_UTILS.register_module()
@@ -38,7 +37,13 @@ class ModuleOutputsRecorder(_ModuleHookRecorder):
 
     Args:
         source (str): Dotted module path, e.g. ``'backbone.layer4'`` or ``'decode_head.conv_seg'``.
+        clone (bool): Record a copy, for an output the model changes in place afterwards
+            (e.g. a residual block's last norm layer, whose output ``out += identity`` adds
+            to). Defaults to False (a read of a changed record raises).
     """
+
+    def _attach(self, module: nn.Module) -> RemovableHandle:
+        return module.register_forward_hook(self._hook)
 
     def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
         self.record(outputs)
@@ -46,13 +51,22 @@ class ModuleOutputsRecorder(_ModuleHookRecorder):
 
 @TASK_UTILS.register_module()
 class ModuleInputsRecorder(_ModuleHookRecorder):
-    """Records the positional inputs of the module at ``source`` (one tuple per call).
+    """Records the positional inputs of the module at ``source`` (one tuple per call), as the
+    module receives them (a forward pre-hook).
 
-    Use ``data_idx=0`` in the mapping to take the first positional input.
+    Use ``data_idx=0`` in the mapping to take the first positional input. A module that works
+    in place (``ReLU(inplace=True)``) overwrites its input: record it with ``clone=True``, e.g.
+    the sum a ResNet block adds before its last ReLU (``backbone.layer4.1.relu``,
+    ``record_idx=-1``: the block calls its ReLU twice), a pre-activation stage output.
 
     Args:
         source (str): Dotted module path, e.g. ``'decode_head.conv_seg'``.
+        clone (bool): Record a copy of the inputs, taken before the module runs. Defaults to
+            False (a read of a changed record raises).
     """
 
-    def _hook(self, module: nn.Module, inputs: tuple, outputs: Any) -> None:
+    def _attach(self, module: nn.Module) -> RemovableHandle:
+        return module.register_forward_pre_hook(self._pre_hook)
+
+    def _pre_hook(self, module: nn.Module, inputs: tuple) -> None:
         self.record(inputs)

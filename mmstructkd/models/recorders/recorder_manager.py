@@ -67,8 +67,9 @@ class RecorderManager:
                 recorder.recording = False
 
     def buffers(self) -> Dict[str, list]:
-        """Name -> a copy of the list of items each recorder holds now (the step's records)."""
-        return {name: list(rec.data_buffer) for name, rec in self.recorders.items()}
+        """Name -> a copy of the list of items each recorder holds now (the step's records),
+        each checked unchanged since it was recorded (:meth:`BaseRecorder.recorded`)."""
+        return {name: rec.recorded() for name, rec in self.recorders.items()}
 
     def get(self, name: str, record_idx: Optional[Union[int, str]] = None,
             data_idx: Optional[int] = None) -> Any:
