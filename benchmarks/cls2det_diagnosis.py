@@ -13,7 +13,7 @@
 Writes ``results/cls2det_diagnosis.json`` and prints both tables.
 
     python -m benchmarks.cls2det_diagnosis work_dirs/benchmarks/bccd/<run> [...] \\
-        [--teacher work_dirs/benchmarks/bccd/cls_teacher_8e/epoch_8.pth] [--taus 1 2 4]
+        [--teacher benchmarks/results/cls2det_bccd_runs/cls_teacher_8e.pth] [--taus 1 2 4]
 """
 import argparse
 import json
@@ -152,7 +152,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog='python -m benchmarks.cls2det_diagnosis',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('runs', nargs='*', help='work dirs of finished BCCD detector runs')
-    parser.add_argument('--teacher', default=osp.join(WORK_ROOT, 'cls_teacher_8e', 'epoch_8.pth'))
+    # the teacher every distilled run of the benchmark distilled from: its kept weights
+    parser.add_argument('--teacher', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
+                                                      'cls2det_bccd_runs', 'cls_teacher_8e.pth'))
     parser.add_argument('--crops', default=osp.join(WORK_ROOT, 'bccd_crops'))
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--taus', type=float, nargs='+', default=[1.0, 2.0, 4.0])
