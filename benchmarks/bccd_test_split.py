@@ -77,7 +77,9 @@ def shared_test_metrics(results_dir: str, summary: str) -> dict:
             continue
         with open(path) as f:
             for run in json.load(f).get('runs', []):
-                if run['variant'] in SHARED_VARIANTS:
+                # other benchmarks' test splits (CamVid's) have a 'student' too: only BCCD
+                # detector metrics count
+                if run['variant'] in SHARED_VARIANTS and METRIC in run.get('metrics', {}):
                     found.setdefault((run['variant'], run['seed']), run['metrics'])
     return found
 
@@ -117,6 +119,7 @@ def main() -> None:
     epochs = summary['settings']['epochs']
     shared = shared_test_metrics(osp.dirname(osp.abspath(args.summary)), args.summary)
     metrics = {}
+    names = {(run['variant'], run['seed']): run['name'] for run in summary['runs']}
     for run in summary['runs']:
         work_dir = osp.join(args.work_dir, run['name'])
         if run['variant'] in SHARED_VARIANTS and (run['variant'], run['seed']) in shared and \
@@ -161,7 +164,8 @@ def main() -> None:
         method=method, baseline=baseline, gains=gains,
         mean={v: round(m, 2) for v, m in mean.items()},
         per_class={v: {c: round(x, 2) for c, x in pc.items()} for v, pc in per_class.items()},
-        runs=[dict(variant=v, seed=s, metrics=m) for (v, s), m in metrics.items()]))
+        runs=[dict(variant=v, seed=s, name=names[(v, s)], metrics=m)
+              for (v, s), m in metrics.items()]))
     print(f'test_bbox_mAP_gain={gain:+.2f} spread={spread:.2f}')
 
 

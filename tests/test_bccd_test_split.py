@@ -37,6 +37,9 @@ def test_shared_runs_reuse_another_benchmarks_test_metrics(tmp_path):
     (tmp_path / 'reviewkd_bccd_test.json').write_text(json.dumps(other))
     own = dict(runs=[dict(variant='student', seed=0, metrics={'coco/bbox_mAP': 0.1})])
     (tmp_path / 'cls2det_bccd_test.json').write_text(json.dumps(own))  # its own: never reused
+    camvid = dict(runs=[dict(variant='student', seed=0, metrics={'mIoU': 42.0}),
+                        dict(variant='student', seed=1)])  # another benchmark's 'student'
+    (tmp_path / 'structkd_camvid_test.json').write_text(json.dumps(camvid))
     found = bccd_test_split.shared_test_metrics(str(tmp_path),
                                                 str(tmp_path / 'cls2det_bccd.json'))
     assert found == {('student', 0): {'coco/bbox_mAP': 0.389}}  # a distilled run is not shared
