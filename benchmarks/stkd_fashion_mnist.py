@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     summary = compare(args, VARIANTS, method='stkd', baseline='kd',
                       last_key='top1_gain_over_kd')
-    if args.no_fit:
+    if args.no_fit or summary is None:  # --teacher-only: nothing else was run
         return
     # Why mixup-based variants can lose at this scale: does the student fit its training set?
     seed = args.seeds[0]

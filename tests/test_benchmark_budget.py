@@ -199,6 +199,10 @@ def test_budget_named_parser_defaults_to_the_small_budget_file():
     assert fm.shared_runs_dir(args) == osp.join(REPO, 'benchmarks', 'results',
                                                 'fashion_mnist_runs')
     assert args.cache_variants == ['kd']
+    assert not args.teacher_only
+    # --teacher-only: common.compare makes the teacher and stops (tested in
+    # test_benchmark_report); the option must reach it under the name it reads
+    assert parser.parse_args(['--teacher-only', '--teacher-epochs', '12']).teacher_only
     # teacher_cost.py keeps its plain --results
     parser = argparse.ArgumentParser()
     fm.add_arguments(parser, 'teacher_cost.json')

@@ -158,6 +158,10 @@ def add_arguments(parser: argparse.ArgumentParser, results: str,
     else:
         parser.add_argument('--results', default=default)
     add_report_argument(parser)
+    parser.add_argument('--teacher-only', action='store_true',
+                        help='make the teacher (train it, or resume it, and keep its weights) '
+                        'if a requested distilled run is unfinished, and stop: a long teacher '
+                        'can then finish in a session of its own')
 
 
 def _size_tag(n: Optional[int]) -> str:
