@@ -65,16 +65,18 @@ FIRST_SEEDS = [0, 1, 2]
 
 
 def seeds_summary(args: argparse.Namespace) -> None:
-    """Seeds other than 0 1 2 with the default ``--results``: the summary is named after the
-    seeds and the runs stay in ``reviewkd_bccd_runs`` (finished seeds are reused)."""
-    default = osp.join(REPO_ROOT, 'benchmarks', 'results', 'reviewkd_bccd.json')
-    if osp.abspath(args.results) != default or sorted(args.seeds) == FIRST_SEEDS:
+    """Seeds other than 0 1 2 with ``--results`` named ``reviewkd_bccd.json`` (the default, or
+    that name in another folder, e.g. a checkout's own results from a frozen copy of the code):
+    the summary is named after the seeds beside it and the runs stay in the
+    ``reviewkd_bccd_runs`` beside it (finished seeds are reused)."""
+    if osp.basename(args.results) != 'reviewkd_bccd.json' or sorted(args.seeds) == FIRST_SEEDS:
         return
     seeds = sorted(args.seeds)
     tag = (f'{len(seeds)}seeds' if seeds == list(range(len(seeds)))
            else 'seeds' + '-'.join(map(str, seeds)))
-    args.runs_dir = osp.splitext(default)[0] + '_runs'
-    args.results = f'{osp.splitext(default)[0]}_{tag}.json'
+    stem = osp.splitext(osp.abspath(args.results))[0]
+    args.runs_dir = stem + '_runs'
+    args.results = f'{stem}_{tag}.json'
 
 
 if __name__ == '__main__':

@@ -254,6 +254,12 @@ def test_reviewkd_bccd_five_seeds_reuse_the_three_seed_runs():
     reviewkd_bccd.seeds_summary(args)
     assert osp.basename(args.results) == 'reviewkd_bccd_seeds3.json'
     assert args.runs_dir == osp.splitext(default)[0] + '_runs'
+    # the same name in another folder (a frozen copy of the code writing into a checkout)
+    args = argparse.Namespace(results='/work/main/benchmarks/results/reviewkd_bccd.json',
+                              seeds=[0, 1, 2, 3, 4])
+    reviewkd_bccd.seeds_summary(args)
+    assert args.results == '/work/main/benchmarks/results/reviewkd_bccd_5seeds.json'
+    assert args.runs_dir == '/work/main/benchmarks/results/reviewkd_bccd_runs'
     args = argparse.Namespace(results='/tmp/x.json', seeds=[0, 1, 2, 3, 4])
     reviewkd_bccd.seeds_summary(args)  # an explicit summary keeps its own runs folder
     assert args.results == '/tmp/x.json' and not hasattr(args, 'runs_dir')
