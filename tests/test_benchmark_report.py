@@ -230,3 +230,51 @@ def test_keep_weights_needs_the_checkpoint_name(tmp_path):
     with pytest.raises(ValueError, match='keep_weights needs reuse_needs'):
         common.run_config('t', Config(dict(model=dict(type='T'))), str(tmp_path),
                           str(tmp_path), keep_weights=True)
+
+
+def test_config_fingerprint_counts_what_trains_not_where_files_lie():
+    def cfg(weight, cfg_path, ckpt, pretrained):
+        return Config(dict(
+            model=dict(type='D', teacher=dict(cfg_path=cfg_path), teacher_ckpt=ckpt,
+                       student=dict(init_cfg=dict(checkpoint=pretrained)),
+                       distill_losses=dict(loss_kd=dict(type='KDLoss', loss_weight=weight))),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+            train_dataloader=dict(dataset=dict(data_root='/data/here'))))
+
+    here = osp.join(common.REPO_ROOT, 'configs', 'kd', '..', 'baselines', 't.py')
+    base = common.config_fingerprint(cfg(1.0, here, '/a/teacher.pth', '/w1/mnv2.pth'))
+    # another machine: the teacher elsewhere, pretrained weights in another work dir; a path
+    # inside the repository compares relative to it
+    assert common.config_fingerprint(
+        cfg(1.0, 'configs/baselines/t.py', '/b/other.pth', '/w2/mnv2.pth')) == base
+    # what trains does count
+    assert common.config_fingerprint(cfg(2.0, here, '/a/teacher.pth', '/w1/mnv2.pth')) != base
+    assert common.config_fingerprint(
+        cfg(1.0, here.replace('t.py', 'u.py'), '/a/teacher.pth', '/w1/mnv2.pth')) != base
+    changed_lr = cfg(1.0, here, '/a/teacher.pth', '/w1/mnv2.pth')
+    changed_lr.optim_wrapper.optimizer.lr = 0.2
+    assert common.config_fingerprint(changed_lr) != base
+
+
+def test_finished_run_of_another_config_is_not_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, 'Runner', FakeRunner)
+    FakeRunner.trained = []
+    work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
+
+    def run(weight):
+        cfg = Config(dict(model=dict(type='S', loss=dict(loss_weight=weight))))
+        return common.run_config('s_seed0', cfg, work, runs)
+
+    first = run(1.0)
+    assert first['config_sha256'] == common.config_fingerprint(
+        Config(dict(model=dict(type='S', loss=dict(loss_weight=1.0)))))
+    assert run(1.0)['metrics'] == first['metrics'] and FakeRunner.trained == ['s_seed0']
+    with pytest.raises(ValueError, match=r's_seed0.json was trained with another config '
+                       r'\(fingerprint [0-9a-f]{16}\).*Move it aside'):
+        run(2.0)
+    assert FakeRunner.trained == ['s_seed0']
+    # a result from before fingerprints: reused as it is
+    result = result_of(tmp_path, 's_seed0')
+    del result['config_sha256']
+    common.write_json(osp.join(runs, 's_seed0.json'), result)
+    assert run(2.0)['metrics'] == first['metrics'] and FakeRunner.trained == ['s_seed0']

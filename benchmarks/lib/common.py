@@ -2,8 +2,9 @@
 
 Every run is a SafeRunner (mmengine's Runner with mmstructkd's safe loading) on a config. A
 finished run writes ``<results_dir>/<name>.json`` (committed beside the summary, so a new
-machine skips it); an interrupted one resumes from the last checkpoint in
-``<work_dir>/<name>``.
+machine skips it), with its config's fingerprint: it is reused only for that config (a config
+changed since, e.g. another stage tensor, is refused, naming the file); an interrupted one
+resumes from the last checkpoint in ``<work_dir>/<name>``.
 """
 import functools
 import glob
@@ -134,6 +135,53 @@ def kept_weights_valid(kept: str, result: dict) -> bool:
     return osp.isfile(kept) and sha256_of(kept) == result.get('weights_sha256')
 
 
+#: What a run's training depends on, of its config: hashed by :func:`config_fingerprint`.
+FINGERPRINT_KEYS = ('model', 'optim_wrapper', 'param_scheduler', 'custom_hooks', 'train_cfg')
+#: Model keys left out of the fingerprint: the teacher's weights and its cache are files on this
+#: machine, identified by their own sha256 (``teacher_sha256``), not by where they lie.
+FINGERPRINT_SKIP = ('teacher_ckpt', 'teacher_cache')
+
+
+def config_fingerprint(cfg: Config) -> str:
+    """sha256 (16 hex digits) of what a run trains: its model, optimizer, schedulers, custom
+    hooks and loop settings. Machine-specific values do not count: absolute paths inside the
+    repository are taken relative to it (a frozen copy of the code elsewhere gives the same
+    value), other absolute paths by their file name (pretrained weights in a work dir), and the
+    teacher's checkpoint and cache are left out."""
+    def normal(value):
+        if isinstance(value, dict):
+            return {k: normal(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [normal(v) for v in value]
+        if isinstance(value, str) and osp.isabs(value):
+            path = osp.normpath(value)
+            inside = path.startswith(osp.join(REPO_ROOT, ''))
+            return osp.relpath(path, REPO_ROOT) if inside else osp.basename(path)
+        return value
+
+    picked = {k: cfg.get(k) for k in FINGERPRINT_KEYS}
+    picked = Config(dict(fp=picked)).to_dict()['fp']  # ConfigDicts to plain dicts
+    if isinstance(picked.get('model'), dict):
+        picked['model'] = {k: v for k, v in picked['model'].items() if k not in FINGERPRINT_SKIP}
+    text = json.dumps(normal(picked), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_config(result_file: str, result: dict, cfg: Optional[Config]) -> None:
+    """A finished run is reused only for the config it trained (when its result recorded
+    one): a changed config (another stage tensor, loss weight, schedule) is another run."""
+    recorded = result.get('config_sha256')
+    if recorded is None or cfg is None:
+        return
+    current = config_fingerprint(cfg)
+    if current != recorded:
+        raise ValueError(
+            f'{result_file} was trained with another config (fingerprint {recorded}) than the '
+            f'one asked for now ({current}): its result is not this config\'s. Move it aside '
+            '(e.g. into results/superseded/) to train the run again, or restore the config it '
+            'was trained with.')
+
+
 def _check_teacher(result_file: str, result: dict, teacher_ckpt: Optional[str]) -> None:
     """A finished distilled run is reused only with the teacher it distilled from (when both
     are known): a teacher trained again elsewhere has other weights."""
@@ -176,8 +224,10 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
         dict: ``metrics`` (the final validation), ``step_time_s`` (median over all iterations,
         robust to other jobs on the machine and restored on resume), ``train_time_s``
         (iterations x median step time), ``device`` (``cpu`` or the GPU), ``threads`` (torch's
-        intra-op threads), ``work_dir``, the run's ``seed``; a distilled run trained since
-        teachers are fingerprinted: ``teacher_sha256``; with ``keep_weights``: ``weights``.
+        intra-op threads), ``work_dir``, the run's ``seed``, ``config_sha256``
+        (:func:`config_fingerprint`: a finished run is reused only for that config, where its
+        result recorded one); a distilled run trained since teachers are fingerprinted:
+        ``teacher_sha256``; with ``keep_weights``: ``weights``.
     """
     if keep_weights and reuse_needs is None:
         raise ValueError(f'run_config({name!r}): keep_weights needs reuse_needs (the work-dir '
@@ -202,12 +252,14 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
             write_json(result_file, finished)
         if (reuse_needs is None or _result_suffices or osp.isfile(checkpoint)
                 or (keep_weights and kept_weights_valid(kept, finished))):
+            _check_config(result_file, finished, cfg)
             _check_teacher(result_file, finished, teacher_ckpt)
             return dict(finished, work_dir=work_dir, **extra_out)
     if _report_only:
         raise RunNotFinished(name, needs_teacher=teacher_ckpt is not None)
     if teacher_ckpt is not None and not osp.isfile(teacher_ckpt) and _ensure_teacher is not None:
         _ensure_teacher()
+    fingerprint = config_fingerprint(cfg)
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     runner = Runner.from_cfg(cfg)
@@ -223,7 +275,8 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                   step_time_s=round(step_time, 4), train_time_s=round(step_time * runner.iter, 1),
                   wall_time_this_invocation_s=round(wall_time, 1), resumed=bool(cfg.resume),
                   # step times compare only at equal threads (runs side by side take fewer)
-                  device=device_name(), threads=torch.get_num_threads(), metrics=metrics)
+                  device=device_name(), threads=torch.get_num_threads(),
+                  config_sha256=fingerprint, metrics=metrics)
     if teacher_ckpt is not None and osp.isfile(teacher_ckpt):
         result['teacher_sha256'] = sha256_of(teacher_ckpt)
     if keep_weights:

@@ -2,7 +2,11 @@
 # (the paper distils into MobileNet v1; mmpretrain ships v2). Student stages: the outputs of
 # MobileNetV2's layers 2, 3, 5 and 7 (strides 4, 8, 16, 32: 24, 32, 96, 320 channels) and its
 # 1280-wide pooled embedding; teacher: ResNet-50's four stages (256..2048) and embedding.
-# ABFs 256 wide, as the official ImageNet code for its MobileNet student.
+# ABFs 256 wide, as the official ImageNet code for its MobileNet student. Stage tensors as the
+# official ImageNet code takes them, before the stage's last ReLU: the teacher's is the sum its
+# stage's last Bottleneck feeds its ReLU (called three times per block; the third call,
+# record_idx=-1, is on the sum; clone=True keeps it before the in-place ReLU overwrites it);
+# MobileNetV2's stages end in a linear projection (no activation), so their outputs are it.
 _base_ = ['mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py']
 custom_imports = dict(imports=['mmstructkd'], allow_failed_imports=False)
 
@@ -14,12 +18,14 @@ student_recorders = dict(
     s16=dict(type='ModuleOutputs', source='backbone.layer5'),
     s32=dict(type='ModuleOutputs', source='backbone.layer7'),
     embedding=dict(type='ModuleOutputs', source='neck.gap'))
-teacher_recorders = dict(
-    s4=dict(type='ModuleOutputs', source='backbone.layer1'),
-    s8=dict(type='ModuleOutputs', source='backbone.layer2'),
-    s16=dict(type='ModuleOutputs', source='backbone.layer3'),
-    s32=dict(type='ModuleOutputs', source='backbone.layer4'),
+teacher_recorders = dict(  # ResNet-50: 3-4-6-3 Bottlenecks
+    s4=dict(type='ModuleInputs', source='backbone.layer1.2.relu', clone=True),
+    s8=dict(type='ModuleInputs', source='backbone.layer2.3.relu', clone=True),
+    s16=dict(type='ModuleInputs', source='backbone.layer3.5.relu', clone=True),
+    s32=dict(type='ModuleInputs', source='backbone.layer4.2.relu', clone=True),
     embedding=dict(type='ModuleOutputs', source='neck.gap'))
+teacher_stages = dict(from_student=False, recorder=stages, record_idx=[-1, -1, -1, -1, None],
+                      data_idx=[0, 0, 0, 0, None])
 model = dict(
     _delete_=True,
     type='mmstructkd.SingleTeacherDistiller',
@@ -35,7 +41,6 @@ model = dict(
     loss_forward_mappings=dict(
         loss_hcl=dict(
             preds_S=dict(from_student=True, recorder=stages, connector='review',
-                         connector_kwargs=dict(teacher_feats=dict(
-                             from_student=False, recorder=stages))),
-            preds_T=dict(from_student=False, recorder=stages))))
+                         connector_kwargs=dict(teacher_feats=teacher_stages)),
+            preds_T=teacher_stages)))
 custom_hooks = [dict(type='mmstructkd.StudentCheckpointHook')]

@@ -504,5 +504,114 @@ def test_shipped_configs_use_the_official_form(path):
     model = Config.fromfile(path).model
     assert model.connectors.review.output_size == 'teacher'
     preds_s = model.loss_forward_mappings.loss_hcl.preds_S
-    assert preds_s.connector_kwargs.teacher_feats == dict(
-        from_student=False, recorder=model.loss_forward_mappings.loss_hcl.preds_T.recorder)
+    assert preds_s.connector_kwargs.teacher_feats == model.loss_forward_mappings.loss_hcl.preds_T
+
+
+#: The tensor of each stage the official code reviews, per shipped classification config
+#: (student, teacher): 'pre' the stage's last block's sum before its ReLU, 'post' the stage's
+#: output (after the ReLU), 'linear' the output of a stage without a final activation
+#: (MobileNetV2); with the backbone layers of the stages (the embedding is the pooled output).
+OFFICIAL_STAGE_TENSORS = {
+    'reviewkd_resnet34_resnet18_8xb32_in1k.py': ('pre', 'pre', [1, 2, 3, 4], [1, 2, 3, 4]),
+    'reviewkd_resnet50_mobilenet-v2_8xb32_in1k.py': ('linear', 'pre', [2, 3, 5, 7],
+                                                     [1, 2, 3, 4]),
+    'reviewkd_resnet50_resnet18_8xb16_cifar100.py': ('post', 'pre', [1, 2, 3, 4], [1, 2, 3, 4]),
+    'reviewkd_resnet18-w32_resnet18-w8_1xb128-15e_fashion-mnist.py': ('post', 'pre',
+                                                                     [1, 2, 3, 4], [1, 2, 3, 4]),
+}
+
+
+@pytest.mark.parametrize('name', sorted(OFFICIAL_STAGE_TENSORS))
+def test_shipped_classification_configs_review_the_official_stage_tensors(name, tmp_path):
+    from mmengine.registry import DefaultScope
+
+    from mmstructkd.testing.fake_batch import fake_batch
+    from tests.test_configs import build_kd_model
+    student_form, teacher_form, student_layers, teacher_layers = OFFICIAL_STAGE_TENSORS[name]
+    cfg, model = build_kd_model(osp.join(REPO_ROOT, 'configs', 'reviewkd', name), tmp_path)
+    outputs = {}
+    for side, layers in (('student', student_layers), ('teacher', teacher_layers)):
+        backbone = getattr(model, side).backbone
+        for i in layers:
+            getattr(backbone, f'layer{i}').register_forward_hook(
+                lambda m, args, out, key=(side, i): outputs.__setitem__(key, out.clone()))
+    seen = {}
+    model.connectors.review.register_forward_pre_hook(
+        lambda m, args: seen.__setitem__('student', args[0]))
+    model.distill_losses.loss_hcl.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.__setitem__('teacher', kwargs['preds_T']), with_kwargs=True)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model(**fake_batch(cfg, model, size=64), mode='loss')
+    for side, form, layers in (('student', student_form, student_layers),
+                               ('teacher', teacher_form, teacher_layers)):
+        stages = seen[side]
+        assert len(stages) == 5 and stages[4].shape[-2:] == (1, 1)  # + the pooled embedding
+        for tensor, i in zip(stages, layers):
+            output = outputs[(side, i)]
+            where = f'{side} layer{i}'
+            if form == 'pre':
+                assert tensor.min() < 0, where  # before the ReLU
+                assert torch.allclose(torch.relu(tensor), output, atol=1e-5), where
+            else:
+                assert torch.equal(tensor, output), where
+                if form == 'post':
+                    assert tensor.min() >= 0, where
+
+
+# ------------------------------------------------------------------ which tensor of a stage
+def pre_activation_by_hand(block, x):
+    """The sum a mmpretrain BasicBlock feeds its last ReLU, computed from its layers."""
+    identity = x if block.downsample is None else block.downsample(x)
+    return block.norm2(block.conv2(block.relu(block.norm1(block.conv1(x))))) + identity
+
+
+def test_per_recorder_indices_take_the_teachers_pre_activation_stages():
+    # The official CIFAR-100 form: the teacher's stages before their last ReLU, recorded as the
+    # input of the last block's ReLU (second call: the first is inside the block) next to a
+    # stage recorded as an output, which needs neither index.
+    stages = ['layer1', 'layer2', 'layer3', 'layer4']
+    teacher_recorders = {s: dict(type='ModuleInputs', source=f'backbone.{s}.1.relu', clone=True)
+                         for s in stages[:3]}
+    teacher_recorders['layer4'] = dict(type='ModuleOutputs', source='backbone.layer4')
+    teacher_stages = dict(from_student=False, recorder=stages, record_idx=[-1, -1, -1, None],
+                          data_idx=[0, 0, 0, None])
+    mappings = dict(loss_hcl=dict(
+        preds_S=dict(from_student=True, recorder=stages, connector='review'),
+        preds_T=teacher_stages))
+    model = build_distiller('tiny_cls_reviewkd', teacher_recorders=teacher_recorders,
+                            loss_forward_mappings=mappings)
+    model.train()
+    block_inputs, stage_outputs, seen = {}, {}, []
+    for s in stages:
+        layer = getattr(model.teacher.backbone, s)
+        layer[1].register_forward_pre_hook(
+            lambda m, args, s=s: block_inputs.__setitem__(s, args[0].clone()))
+        layer.register_forward_hook(lambda m, args, out, s=s: stage_outputs.__setitem__(s, out))
+    model.distill_losses.loss_hcl.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs['preds_T']), with_kwargs=True)
+    model(**model.data_preprocessor(cls_batch(n=2), True), mode='loss')
+    preds_t, = seen
+    for i, s in enumerate(stages[:3]):
+        block = getattr(model.teacher.backbone, s)[1]
+        with torch.no_grad():
+            expected = pre_activation_by_hand(block, block_inputs[s])
+        assert torch.allclose(preds_t[i], expected, atol=1e-5), s
+        assert preds_t[i].min() < 0  # before the ReLU
+        assert torch.allclose(torch.relu(preds_t[i]), stage_outputs[s], atol=1e-5), s
+    assert preds_t[3] is stage_outputs['layer4']
+
+
+@pytest.mark.parametrize('key', ['record_idx', 'data_idx'])
+def test_a_per_recorder_index_list_of_another_length_names_the_mapping(key):
+    mappings = dict(loss_hcl=dict(
+        preds_S=dict(from_student=True, recorder=['layer1', 'layer2', 'layer3', 'layer4'],
+                     connector='review'),
+        preds_T=dict(from_student=False, recorder=['layer1', 'layer2', 'layer3', 'layer4'],
+                     **{key: [0, 0, 0]})))
+    with pytest.raises(ValueError, match=rf'loss_hcl.*preds_T.*{key}=\[0, 0, 0\].*one entry '
+                                         r'per recorder.*4 here'):
+        build_distiller('tiny_cls_reviewkd', loss_forward_mappings=mappings)
+    mappings['loss_hcl']['preds_T'] = dict(from_student=False, recorder='layer1',
+                                           **{key: [0]})
+    with pytest.raises(ValueError, match=rf'preds_T.*{key}=\[0\] is a list'):
+        build_distiller('tiny_cls_reviewkd', loss_forward_mappings=mappings)

@@ -125,7 +125,10 @@ class SingleTeacherDistiller(BaseModel):
             mapping is ``dict(from_student=bool, recorder=name, record_idx=None|int|'all',
             data_idx=None|int, connector=None|name)``; ``recorder`` may be a list of names,
             which gives the loss (or the connector) a list of tensors, one per recorder (e.g.
-            one per backbone stage). ``connector_kwargs=dict(arg=<mapping>)`` passes the
+            one per backbone stage); ``record_idx`` and ``data_idx`` then apply to each, or
+            are lists with one entry per recorder (e.g. the pre-activation stages of a
+            ResNet, ``record_idx=-1, data_idx=0`` of a ``ModuleInputs`` on the last block's
+            ReLU, next to a pooled embedding that needs neither: ``None``). ``connector_kwargs=dict(arg=<mapping>)`` passes the
             connector further recorded tensors by keyword (e.g. the teacher's stages, whose
             sizes ``ReviewKDConnector(output_size='teacher')`` takes). A stage's record is
             ``dict(from_stage=<stage name>, output=<record name>)``.
@@ -335,6 +338,15 @@ class SingleTeacherDistiller(BaseModel):
             if name not in recorders:
                 raise ValueError(f'{where}: no {side} recorder named "{name}"; '
                                  f'{side}_recorders defines {sorted(recorders.recorders)}.')
+        for key in ('record_idx', 'data_idx'):
+            per_recorder = spec.get(key)
+            if isinstance(per_recorder, (list, tuple)) and (
+                    not isinstance(spec['recorder'], (list, tuple))
+                    or len(per_recorder) != len(names)):
+                raise ValueError(
+                    f'{where}: {key}={list(per_recorder)} is a list, so it needs one entry per '
+                    f'recorder of a list recorder=[...] ({len(names)} here: '
+                    f'{spec["recorder"]!r}); give one value for all, or one per recorder.')
         connector = spec.get('connector')
         if connector is not None and connector not in self.connectors:
             raise ValueError(f'{where}: no connector named "{connector}"; connectors defines '
@@ -539,25 +551,37 @@ class SingleTeacherDistiller(BaseModel):
         if 'from_stage' in spec:
             return records.stages[spec['from_stage']][spec['output']]
         names = spec['recorder']
+        record_idx, data_idx = spec.get('record_idx'), spec.get('data_idx')
         key = (spec['from_student'], tuple(names) if isinstance(names, list) else names,
-               spec.get('record_idx'), spec.get('data_idx'), spec.get('connector'),
+               _hashable(record_idx), _hashable(data_idx), spec.get('connector'),
                json.dumps(spec.get('connector_kwargs'), sort_keys=True))
         if key not in fetched:
             side, recorders = ((records.student, self.student_recorders) if spec['from_student']
                                else (records.teacher, self.teacher_recorders))
 
-            def pick(name: str) -> Any:
-                return select_record(side[name], spec.get('record_idx'), spec.get('data_idx'),
+            def pick(name: str, i: int = 0) -> Any:
+                return select_record(side[name], _entry(record_idx, i), _entry(data_idx, i),
                                      recorders.describe(name))
 
             # A list of names gives a list of tensors, e.g. one per stage, for ReviewKD.
-            data = [pick(n) for n in names] if isinstance(names, (list, tuple)) else pick(names)
+            data = ([pick(n, i) for i, n in enumerate(names)]
+                    if isinstance(names, (list, tuple)) else pick(names))
             if spec.get('connector') is not None:
                 kwargs = {arg: self._fetch(sub_spec, records, fetched)
                           for arg, sub_spec in (spec.get('connector_kwargs') or {}).items()}
                 data = self.connectors[spec['connector']](data, **kwargs)
             fetched[key] = data
         return fetched[key]
+
+
+def _entry(index: Any, i: int) -> Any:
+    """The ``record_idx`` / ``data_idx`` of the ``i``-th recorder of a list mapping: one value
+    for all, or one per recorder."""
+    return index[i] if isinstance(index, (list, tuple)) else index
+
+
+def _hashable(index: Any) -> Any:
+    return tuple(index) if isinstance(index, list) else index
 
 
 def _device_type(inputs: Any) -> str:
