@@ -282,3 +282,60 @@ def test_plan_hours_from_measured_steps(tmp_path):
     assert cached['blockwise_kd'] == pytest.approx(0.55)  # scratch + the cache's overhead
     assert cached['reviewkd'] == 1.7  # slower with the cache: not cached
     assert cached['stkd'] == 0.9  # batch augments: no cache
+
+
+# ---------------------------------------------------------------------------- probes
+def test_probe_adds_a_named_variant_with_its_options_and_its_own_summary():
+    parser = argparse.ArgumentParser()
+    fm.add_arguments(parser, 'reviewkd_fashion_mnist.json', budget_named=True)
+    parser.add_argument('--variants', nargs='+', default=['student', 'kd', 'reviewkd'])
+    args = parser.parse_args([
+        '--subset', '0', '--epochs', '12', '--teacher-epochs', '24', '--seeds', '0',
+        '--variants', 'student', 'kd', 'reviewkd',
+        '--probe', 'reviewkd@hcl2', 'model.distill_losses.loss_hcl.loss_weight=2.0',
+        '--probe', 'reviewkd@mid32', 'model.connectors.review.mid_channels=32',
+        'custom_hooks.0.schedule.loss_hcl=[(0,0.0),(2,1.0)]'])
+    variants = fm.add_probes(args, dict(student='s.py', kd='k.py', reviewkd='r.py'))
+    assert variants['reviewkd@hcl2'] == variants['reviewkd@mid32'] == 'r.py'
+    assert args.variants == ['student', 'kd', 'reviewkd', 'reviewkd@hcl2', 'reviewkd@mid32']
+    assert args.probe_options == {
+        'reviewkd@hcl2': {'model.distill_losses.loss_hcl.loss_weight': 2.0},
+        'reviewkd@mid32': {'model.connectors.review.mid_channels': 32,
+                           'custom_hooks.0.schedule.loss_hcl': [(0, 0.0), (2, 1.0)]}}
+    # the runs beside the budget's own, the table in a file of its own
+    grid = osp.join(REPO, 'benchmarks', 'results', 'reviewkd_fashion_mnist_60k-12e_t24e')
+    assert args.runs_dir == grid + '_runs'
+    assert args.results == grid + '_probes.json'
+
+
+def test_probe_options_reach_the_run_config_and_name_it(tmp_path, monkeypatch):
+    args = argparse.Namespace(subset=0, epochs=12, teacher_epochs=24, teacher_subset=0,
+                              views=0, data_root='/data', work_dir=str(tmp_path),
+                              results=str(tmp_path / 'x.json'), variants=['reviewkd'],
+                              probe=[['reviewkd@hcl2',
+                                      'model.distill_losses.loss_hcl.loss_weight=2.0']])
+    review = osp.join(REPO, 'configs', 'reviewkd',
+                      'reviewkd_resnet18-w32_resnet18-w8_1xb128-15e_fashion-mnist.py')
+    variants = fm.add_probes(args, dict(reviewkd=review))
+    seen = {}
+    monkeypatch.setattr(fm, 'run_config',
+                        lambda name, cfg, *a, **k: seen.setdefault(name, cfg))
+    for variant in variants:
+        fm.train_student(variant, variants[variant], 0, args, '/t.pth', str(tmp_path))
+    plain = seen['reviewkd_12e-all_t24e-all_seed0']
+    probe = seen['reviewkd@hcl2_12e-all_t24e-all_seed0']
+    assert plain.model.distill_losses.loss_hcl.loss_weight == 1.0
+    assert probe.model.distill_losses.loss_hcl.loss_weight == 2.0
+
+
+@pytest.mark.parametrize('probe, match', [
+    (['stkd@t2', 'model.x=1'], r'"stkd@t2" must be VARIANT@NAME with VARIANT one of'),
+    (['reviewkd', 'model.x=1'], r'"reviewkd" must be VARIANT@NAME'),
+    (['reviewkd@a/b', 'model.x=1'], r'NAME of letters'),
+    (['reviewkd@hcl2'], r'no KEY=VALUE after reviewkd@hcl2'),
+    (['reviewkd@hcl2', 'loss_weight'], r'no KEY=VALUE'),
+])
+def test_a_malformed_probe_names_itself_and_the_form(probe, match):
+    args = argparse.Namespace(results='/x.json', variants=['reviewkd'], probe=[probe])
+    with pytest.raises(ValueError, match=match):
+        fm.add_probes(args, dict(reviewkd='r.py'))

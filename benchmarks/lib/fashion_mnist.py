@@ -153,7 +153,17 @@ def add_arguments(parser: argparse.ArgumentParser, results: str,
                             'step, the cache\'s control)')
         parser.add_argument('--results', default=None,
                             help=f'summary JSON (default: {osp.relpath(default, REPO_ROOT)} for '
-                            'the small budget, <stem>_<budget>.json otherwise)')
+                            'the small budget, <stem>_<budget>.json otherwise, '
+                            '<stem>_<budget>_probes.json with --probe)')
+        parser.add_argument('--probe', nargs='+', action='append', default=[],
+                            metavar='VARIANT@NAME KEY=VALUE',
+                            help='one more variant: VARIANT\'s config with config options '
+                            'changed (mmengine --cfg-options syntax), its runs named '
+                            'VARIANT@NAME, e.g. --probe reviewkd@hcl2 '
+                            'model.distill_losses.loss_hcl.loss_weight=2.0; repeatable. The '
+                            'runs stay beside the budget\'s own (the student alone and KD of '
+                            'the same seed are reused) and the summary goes to '
+                            '<stem>_<budget>_probes.json')
         parser.set_defaults(results_default=default)
     else:
         parser.add_argument('--results', default=default)
@@ -198,6 +208,47 @@ def results_path(args: argparse.Namespace) -> str:
     return args.results
 
 
+def add_probes(args: argparse.Namespace, variants: Dict[str, str]) -> Dict[str, str]:
+    """The variants with the ``--probe`` ones added (``VARIANT@NAME``: VARIANT's config, its
+    options in ``args.probe_options``) and requested; with probes, the runs stay in the
+    budget's runs folder (``args.runs_dir``) and the summary defaults to
+    ``<stem>_<budget>_probes.json``, so the budget's own summary is never replaced by a probe's
+    table. Raises ValueError naming a malformed probe and the fix."""
+    from mmengine.config import DictAction
+    probes = getattr(args, 'probe', None) or []
+    if not probes:
+        return variants
+    grid_results = results_path(args) if getattr(args, 'results', None) is None else None
+    args.probe_options = dict(getattr(args, 'probe_options', None) or {})
+    out = dict(variants)
+    for probe in probes:
+        name, settings = probe[0], probe[1:]
+        base, _, tag = name.partition('@')
+        usage = ('write --probe VARIANT@NAME KEY=VALUE [KEY=VALUE ...], e.g. --probe '
+                 'reviewkd@hcl2 model.distill_losses.loss_hcl.loss_weight=2.0')
+        if base not in variants or not tag or not all(c.isalnum() or c in '.-+' for c in tag):
+            raise ValueError(f'--probe {" ".join(probe)}: "{name}" must be VARIANT@NAME with '
+                             f'VARIANT one of {list(variants)} and NAME of letters, digits, '
+                             f'".", "-", "+"; {usage}')
+        if not settings or not all('=' in kv and kv.split('=', 1)[0] for kv in settings):
+            raise ValueError(f'--probe {" ".join(probe)}: no KEY=VALUE after {name}; {usage}')
+        if name in out:
+            raise ValueError(f'--probe {name} is given twice; give each probe one name')
+        options = {}
+        for kv in settings:
+            key, value = kv.split('=', 1)
+            options[key] = DictAction._parse_iterable(value)
+        out[name] = variants[base]
+        args.probe_options[name] = options
+        if name not in args.variants:
+            args.variants = list(args.variants) + [name]
+    if grid_results is not None:
+        stem, ext = osp.splitext(grid_results)
+        args.runs_dir = stem + '_runs'
+        args.results = f'{stem}_probes{ext}'
+    return out
+
+
 def shared_runs_dir(args: argparse.Namespace) -> str:
     """Results of the runs every Fashion-MNIST benchmark shares (teacher, student, logit KD)."""
     return osp.join(osp.dirname(osp.abspath(results_path(args))), 'fashion_mnist_runs')
@@ -228,6 +279,8 @@ def train_student(variant: str, config: str, seed: int, args: argparse.Namespace
     subset = args.subset or None
     cfg = configure(Config.fromfile(config), seed, args.epochs, args.data_root, subset=subset)
     cfg.merge_from_dict(options or {})
+    # a --probe variant (VARIANT@NAME): its config options, its own run name
+    cfg.merge_from_dict((getattr(args, 'probe_options', None) or {}).get(variant, {}))
     name = f'{variant}_{args.epochs}e-{subset or "all"}'
     if 'teacher' in cfg.model:  # a distiller
         cfg.model.teacher_ckpt = teacher_ckpt
@@ -307,6 +360,7 @@ def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, bas
     (:func:`common.compare` on Fashion-MNIST's shared runs; test top-1), with the same-seed
     differences against ``paired_with`` (those that were run)."""
     prepare_data(args.data_root)
+    variants = add_probes(args, variants)
     results_path(args)
     views = getattr(args, 'views', 0)
     cached = [v for v in variants
@@ -326,7 +380,7 @@ def compare(args: argparse.Namespace, variants: Dict[str, str], method: str, bas
                     teacher_subset=args.teacher_subset or None, budget=budget_tag(args) or
                     'small', views=views or None,
                     teacher_cache=dict(variants=cached, dtype=args.cache_dtype) if cached
-                    else None)
+                    else None, probes=getattr(args, 'probe_options', None) or None)
     return common_compare(args, variants, method, baseline, last_key, METRIC, 'top-1',
                           teacher_checkpoint, train_student, header, settings,
                           paired_with=[v for v in paired_with if v in variants])

@@ -128,8 +128,9 @@ class SingleTeacherDistiller(BaseModel):
             one per backbone stage); ``record_idx`` and ``data_idx`` then apply to each, or
             are lists with one entry per recorder (e.g. the pre-activation stages of a
             ResNet, ``record_idx=-1, data_idx=0`` of a ``ModuleInputs`` on the last block's
-            ReLU, next to a pooled embedding that needs neither: ``None``). ``connector_kwargs=dict(arg=<mapping>)`` passes the
-            connector further recorded tensors by keyword (e.g. the teacher's stages, whose
+            ReLU, next to a pooled embedding that needs neither: ``None``).
+            ``connector_kwargs=dict(arg=<mapping>)`` passes the connector further recorded
+            tensors by keyword (e.g. the teacher's stages, whose
             sizes ``ReviewKDConnector(output_size='teacher')`` takes). A stage's record is
             ``dict(from_stage=<stage name>, output=<record name>)``.
         distill_stages (dict, optional): Stage name -> stage config
