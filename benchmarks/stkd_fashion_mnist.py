@@ -32,8 +32,8 @@ import os
 import os.path as osp
 
 from benchmarks.lib.common import REPO_ROOT, markdown_table
-from benchmarks.lib.fashion_mnist import (KD_CONFIG, STUDENT_CONFIG, add_arguments, add_probes,
-                                          compare, train_subset_top1)
+from benchmarks.lib.fashion_mnist import (KD_CONFIG, STUDENT_CONFIG, add_arguments, compare,
+                                          train_subset_top1)
 
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'stkd')
 VARIANTS = {  # variant -> config (the same student, schedule and data in all)
@@ -63,8 +63,9 @@ def main() -> None:
     # Why mixup-based variants can lose at this scale: does the student fit its training set?
     seed = args.seeds[0]
     runs_dir = getattr(args, 'runs_dir', None) or osp.splitext(args.results)[0] + '_runs'
-    variants = add_probes(args, VARIANTS)  # the probes compare() added (names known: no-op)
-    fit = {v: train_subset_top1(v, variants[v], seed, args, runs_dir) for v in args.variants}
+    # a --probe variant (VARIANT@NAME, added by compare) trains its base variant's config
+    fit = {v: train_subset_top1(v, VARIANTS[v.partition('@')[0]], seed, args, runs_dir)
+           for v in args.variants}
     test = {r['variant']: r['value'] for r in summary['runs'] if r['seed'] == seed}
     print(f'\nFit (seed {seed}): top-1 on the {args.subset or 60000} clean training images vs '
           'the 10000 test images\n')
