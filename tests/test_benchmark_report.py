@@ -278,3 +278,32 @@ def test_finished_run_of_another_config_is_not_reused(tmp_path, monkeypatch):
     del result['config_sha256']
     common.write_json(osp.join(runs, 's_seed0.json'), result)
     assert run(2.0)['metrics'] == first['metrics'] and FakeRunner.trained == ['s_seed0']
+
+
+def test_interrupted_run_resumes_only_under_the_config_it_started_with(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, 'Runner', FakeRunner)
+    FakeRunner.trained = []
+    work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
+
+    def run(weight):
+        cfg = Config(dict(model=dict(type='S', loss=dict(loss_weight=weight))))
+        return cfg, common.run_config('s_seed0', cfg, work, runs)
+
+    cfg, _ = run(1.0)
+    identity = osp.join(work, 's_seed0', common.RUN_IDENTITY)
+    with open(identity) as f:
+        assert json.load(f) == dict(config_sha256=common.config_fingerprint(cfg),
+                                    teacher_sha256=None)
+    # interrupted: a checkpoint to resume from, no result yet
+    os.remove(osp.join(runs, 's_seed0.json'))
+    with open(osp.join(work, 's_seed0', 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work, 's_seed0', 'epoch_1.pth'))
+    with pytest.raises(ValueError, match=r's_seed0 was started with another config_sha256 '
+                       r'\([0-9a-f]{16}, now [0-9a-f]{16}\).*Move the folder aside'):
+        run(2.0)
+    assert FakeRunner.trained == ['s_seed0']
+    assert run(1.0)[1]['resumed'] and FakeRunner.trained == ['s_seed0', 's_seed0']
+    # started before identities were kept: resumed, and the identity recorded from then on
+    os.remove(osp.join(runs, 's_seed0.json'))
+    os.remove(identity)
+    assert run(2.0)[1]['resumed'] and osp.isfile(identity)

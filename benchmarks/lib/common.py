@@ -4,7 +4,8 @@ Every run is a SafeRunner (mmengine's Runner with mmstructkd's safe loading) on 
 finished run writes ``<results_dir>/<name>.json`` (committed beside the summary, so a new
 machine skips it), with its config's fingerprint: it is reused only for that config (a config
 changed since, e.g. another stage tensor, is refused, naming the file); an interrupted one
-resumes from the last checkpoint in ``<work_dir>/<name>``.
+resumes from the last checkpoint in ``<work_dir>/<name>``, only under the config and teacher
+it started with (``run_identity.json`` there).
 """
 import functools
 import glob
@@ -196,6 +197,30 @@ def _check_teacher(result_file: str, result: dict, teacher_ckpt: Optional[str]) 
             'teacher, or put that teacher back.')
 
 
+#: What an interrupted run resumes under must be what it started with: kept in its work dir.
+RUN_IDENTITY = 'run_identity.json'
+
+
+def _check_resume(work_dir: str, resume: bool, identity: dict) -> None:
+    """Refuse to resume a run whose checkpoints were trained with another config or teacher
+    (a run interrupted at a session's end, the code changed before the next one): the result
+    would mix two configs under one fingerprint. A fresh start records ``identity``; so does
+    a resumed run started before identities were kept (nothing to compare with)."""
+    path = osp.join(work_dir, RUN_IDENTITY)
+    if resume and osp.isfile(path):
+        with open(path) as f:
+            started = json.load(f)
+        changed = [k for k in identity if started.get(k) != identity[k]]
+        if changed:
+            raise ValueError(
+                f'{work_dir} was started with another ' + ' and '.join(
+                    f'{k} ({str(started.get(k))[:16]}, now {str(identity[k])[:16]})'
+                    for k in changed) + ': its checkpoints are not this run\'s. Move the '
+                'folder aside to start the run again, or restore what it was started with.')
+        return
+    write_json(path, identity)
+
+
 def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
                reuse_needs: Optional[str] = None, keep_weights: bool = False,
                before_val: Optional[Callable[[Runner], dict]] = None) -> dict:
@@ -262,6 +287,9 @@ def run_config(name: str, cfg: Config, work_root: str, results_dir: str, *,
     fingerprint = config_fingerprint(cfg)
     cfg.work_dir = work_dir
     cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+    _check_resume(work_dir, cfg.resume, dict(
+        config_sha256=fingerprint, teacher_sha256=sha256_of(teacher_ckpt)
+        if teacher_ckpt is not None and osp.isfile(teacher_ckpt) else None))
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
