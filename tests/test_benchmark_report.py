@@ -256,14 +256,25 @@ def test_config_fingerprint_counts_what_trains_not_where_files_lie():
     assert common.config_fingerprint(changed_lr) != base
 
 
-def test_finished_run_of_another_config_is_not_reused(tmp_path, monkeypatch):
+def loss_weight_runs(tmp_path, monkeypatch):
+    """``run(weight)``: the run ``s_seed0`` of a config with that loss weight, on FakeRunner;
+    returns the config and run_config's result."""
     monkeypatch.setattr(common, 'Runner', FakeRunner)
     FakeRunner.trained = []
     work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
 
     def run(weight):
         cfg = Config(dict(model=dict(type='S', loss=dict(loss_weight=weight))))
-        return common.run_config('s_seed0', cfg, work, runs)
+        return cfg, common.run_config('s_seed0', cfg, work, runs)
+
+    return run, work, runs
+
+
+def test_finished_run_of_another_config_is_not_reused(tmp_path, monkeypatch):
+    run_cfg, work, runs = loss_weight_runs(tmp_path, monkeypatch)
+
+    def run(weight):
+        return run_cfg(weight)[1]
 
     first = run(1.0)
     assert first['config_sha256'] == common.config_fingerprint(
@@ -281,14 +292,7 @@ def test_finished_run_of_another_config_is_not_reused(tmp_path, monkeypatch):
 
 
 def test_interrupted_run_resumes_only_under_the_config_it_started_with(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, 'Runner', FakeRunner)
-    FakeRunner.trained = []
-    work, runs = str(tmp_path / 'work'), str(tmp_path / 'runs')
-
-    def run(weight):
-        cfg = Config(dict(model=dict(type='S', loss=dict(loss_weight=weight))))
-        return cfg, common.run_config('s_seed0', cfg, work, runs)
-
+    run, work, runs = loss_weight_runs(tmp_path, monkeypatch)
     cfg, _ = run(1.0)
     identity = osp.join(work, 's_seed0', common.RUN_IDENTITY)
     with open(identity) as f:
