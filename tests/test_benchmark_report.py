@@ -184,8 +184,9 @@ def result_of(tmp_path, name):
 
 def test_kept_teacher_serves_the_next_machine(finished, monkeypatch):
     # b seed 1 needs the teacher: it is trained, its weights kept beside its result
-    lazy_teacher_compare(finished, monkeypatch, keep=True)
+    summary = lazy_teacher_compare(finished, monkeypatch, keep=True)
     assert FakeRunner.trained == ['teacher', 'b_seed1']
+    assert summary['teacher']['weights'] == osp.join('runs', 'teacher.pth')  # not this machine's
     kept = finished / 'runs' / 'teacher.pth'
     teacher = result_of(finished, 'teacher')
     assert teacher['weights_sha256'] == common.sha256_of(str(kept))

@@ -537,7 +537,9 @@ def compare(args, variants: Dict[str, str], method: str, baseline: str, last_key
         mean={v: round(m, 2) for v, m in mean.items()},
         std={v: None if x is None else round(x, 2) for v, x in std.items()},
         **({} if paired is None else dict(paired=paired)), settings=settings,
-        teacher={k: v for k, v in teacher.items() if k != 'work_dir'},
+        # no path of this machine: the kept weights relative to the summary
+        teacher={k: osp.relpath(v, osp.dirname(osp.abspath(args.results))) if k == 'weights'
+                 else v for k, v in teacher.items() if k != 'work_dir'},
         machine=dict(cpus=os.cpu_count(), torch=torch.__version__, device=device_name()),
         runs=[dict(variant=v, seed=s, config=runs[(v, s)]['config'], value=values[v][s],
                    **{k: x for k, x in runs[(v, s)].items()
