@@ -234,10 +234,10 @@ def add_probes(args: argparse.Namespace, variants: Dict[str, str]) -> Dict[str, 
             raise ValueError(f'--probe {" ".join(probe)}: no KEY=VALUE after {name}; {usage}')
         if name in out:
             raise ValueError(f'--probe {name} is given twice; give each probe one name')
-        options = {}
-        for kv in settings:
-            key, value = kv.split('=', 1)
-            options[key] = DictAction._parse_iterable(value)
+        # values parsed as --cfg-options parses them (mmengine's public DictAction)
+        options_parser = argparse.ArgumentParser(add_help=False)
+        options_parser.add_argument('--options', nargs='+', action=DictAction)
+        options = options_parser.parse_args(['--options', *settings]).options
         out[name] = variants[base]
         args.probe_options[name] = options
         if name not in args.variants:
