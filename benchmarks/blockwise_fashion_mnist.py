@@ -117,11 +117,7 @@ def teacher_and_search(args, runs_dir: str) -> dict:
     candidate. Returns ``teacher`` (its result), ``teacher_ckpt``, ``compressor`` and ``name``
     (the teacher's run name, part of every student run's name)."""
     # 1. The teacher: torchvision's ImageNet MobileNetV2, fine-tuned on Fashion-MNIST.
-    imagenet = imagenet_mobilenet_v2(osp.join(args.work_dir, 'mobilenet_v2_imagenet.pth'),
-                                     layout='mmpretrain')
-    cfg = load(CONFIG, args, args.teacher_epochs, args.teacher_subset)
-    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=imagenet,
-                                       prefix='backbone.')
+    cfg = teacher_config(args, args.teacher_epochs)
     name = teacher_name(args)
     teacher = run_config(name, cfg, args.work_dir, runs_dir,
                          reuse_needs=f'epoch_{args.teacher_epochs}.pth', keep_weights=True)
@@ -135,6 +131,17 @@ def teacher_and_search(args, runs_dir: str) -> dict:
                                                                                 REPO_ROOT))
     compressor.search(cache=osp.join(args.work_dir, f'{name}_search_{args.block_iters}it.pth'))
     return dict(teacher=teacher, teacher_ckpt=teacher_ckpt, compressor=compressor, name=name)
+
+
+def teacher_config(args, epochs: int) -> Config:
+    """The uncompressed model's config: torchvision's ImageNet MobileNetV2 (its weights fetched
+    into the work dir once), fine-tuned ``epochs`` epochs on ``--teacher-subset`` images."""
+    imagenet = imagenet_mobilenet_v2(osp.join(args.work_dir, 'mobilenet_v2_imagenet.pth'),
+                                     layout='mmpretrain')
+    cfg = load(CONFIG, args, epochs, args.teacher_subset)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=imagenet,
+                                       prefix='backbone.')
+    return cfg
 
 
 def teacher_name(args) -> str:

@@ -26,6 +26,10 @@ Targets:
                block-wise trained blocks with logit KD; ``kd_only`` / ``scratch`` the controls)
                under ``--budget`` (FLOPs fraction): teacher and search as
                ``blockwise_fashion_mnist.py`` makes them (same work dir, so shared)
+    bw-teacher the block-wise benchmark's uncompressed model (ImageNet MobileNetV2 fine-tuned on
+               ``--teacher-subset`` images) at each length: whether its ``--teacher-epochs``
+               starve it, and the uncompressed baseline at the students' total epochs
+               (teacher epochs + fine-tune epochs)
     plan       trains nothing: prints the grid's cost at a budget from measured step times
 
     python -m benchmarks.fashion_mnist_budget student --subset 0 --lengths 5 10 20
@@ -297,6 +301,29 @@ def blockwise_target(args) -> tuple:
             f'{ctx["name"]}{views}', runs)
 
 
+def bw_teacher_target(args) -> tuple:
+    """(key, {length: run}) of the block-wise benchmark's uncompressed model, one whole
+    schedule per length (its teacher is one of them when the length is ``--teacher-epochs``,
+    but trained apart: a curve run validates every epoch and keeps no weights)."""
+    from benchmarks import blockwise_fashion_mnist as bw
+    if not args.report:
+        fm.prepare_data(args.data_root)
+    runs = {}
+    for L in args.lengths:
+        name = (f'bw_teacher_curve_{L}e-{args.teacher_subset or "all"}_'
+                f'v{args.val_subset or "all"}_seed{args.seed}')
+        try:
+            if args.report:  # names only: nothing is fetched or emitted
+                runs[L] = run_config(name, None, args.work_dir, runs_dir(args))
+                continue
+            cfg = bw.teacher_config(args, L)
+            cfg.randomness = dict(seed=args.seed)
+            runs[L] = curve_run(name, cfg, args.work_dir, runs_dir(args), args.fit)
+        except RunNotFinished:
+            continue
+    return f'bw_teacher_{fm._size_tag(args.teacher_subset)}', runs
+
+
 def benchmark_teacher(args, epochs: int = 3) -> Optional[dict]:
     """The shared teacher of the Fashion-MNIST benchmarks (its default budget: 3 epochs on all
     images), if its result file is there: a student schedule that comes close to it leaves
@@ -452,6 +479,10 @@ def parse_args(argv: Optional[List[str]] = None):
     p.set_defaults(subset=0)  # the curves: all images unless told
     p.add_argument('--budget', type=float, default=0.3, help='FLOPs budget (fraction)')
     p.add_argument('--variant', default='blockwise_kd', choices=list(bw.VARIANTS))
+    p = sub.add_parser('bw-teacher', help='the block-wise benchmark\'s uncompressed model')
+    common_options(p, [4, 8, 12])
+    bw.add_arguments(p)
+    p.set_defaults(teacher_subset=0)  # the curves: all images unless told
     p = sub.add_parser('plan', help='the grid\'s cost at a budget (trains nothing)')
     p.add_argument('--subset', type=int, default=0)
     p.add_argument('--epochs', type=int, required=True)
@@ -479,12 +510,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     common._report_only = args.report
     try:
-        key, runs = (blockwise_target if args.target == 'blockwise' else fm_target)(args)
+        key, runs = dict(blockwise=blockwise_target,
+                         **{'bw-teacher': bw_teacher_target}).get(args.target, fm_target)(args)
     finally:
         common._report_only = False
     if not runs:
         raise SystemExit('no finished run to summarise')
-    entry = summarise(runs, args.subset or fm.TRAIN_SIZE, args.delta, args.window)
+    images = args.teacher_subset if args.target == 'bw-teacher' else args.subset
+    entry = summarise(runs, images or fm.TRAIN_SIZE, args.delta, args.window)
     entry.update(target=args.target, seed=args.seed,
                  complete=len(runs) == len(args.lengths),
                  machine=dict(cpus=os.cpu_count(), torch=torch.__version__))

@@ -240,6 +240,33 @@ def test_blockwise_budget_tag():
     assert bw.budget_tag(big) == '60k-8e_t5e-60k_v4'
 
 
+def test_bw_teacher_curve_trains_the_uncompressed_model_at_each_length(tmp_path, monkeypatch):
+    from benchmarks import blockwise_fashion_mnist as bw
+    args = budget.parse_args(['bw-teacher', '--lengths', '8', '12', '--work-dir', str(tmp_path),
+                              '--results', str(tmp_path / 'budget.json')])
+    monkeypatch.setattr(fm, 'prepare_data', lambda root: None)
+    monkeypatch.setattr(bw, 'imagenet_mobilenet_v2', lambda path, layout: '/w/imagenet.pth')
+    seen = {}
+
+    def curve_run(name, cfg, *args):
+        seen[name] = cfg
+        return dict(name=name)
+
+    monkeypatch.setattr(budget, 'curve_run', curve_run)
+    key, runs = budget.bw_teacher_target(args)
+    assert key == 'bw_teacher_60k' and sorted(runs) == [8, 12]
+    assert sorted(seen) == ['bw_teacher_curve_12e-all_vall_seed0',
+                            'bw_teacher_curve_8e-all_vall_seed0']
+    cfg = seen['bw_teacher_curve_12e-all_vall_seed0']
+    assert cfg.train_cfg.max_epochs == 12
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='/w/imagenet.pth',
+                                               prefix='backbone.')
+    assert cfg.train_dataloader.dataset.get('indices') is None  # all 60000 images
+    # the same model and training as the block-wise benchmark's teacher at that length
+    teacher = bw.teacher_config(args, 12)
+    assert common.config_fingerprint(cfg) == common.config_fingerprint(teacher)
+
+
 def test_reviewkd_bccd_five_seeds_reuse_the_three_seed_runs():
     from benchmarks import reviewkd_bccd
     default = osp.join(REPO, 'benchmarks', 'results', 'reviewkd_bccd.json')
