@@ -27,11 +27,9 @@ reads its teacher from the cache, the mixup-based variants (STKD, STKD half clea
 batch is mixed after the dataset, so they run the teacher every step.
 """
 import argparse
-import json
-import os
 import os.path as osp
 
-from benchmarks.lib.common import REPO_ROOT, markdown_table
+from benchmarks.lib.common import REPO_ROOT, markdown_table, save_summary
 from benchmarks.lib.fashion_mnist import (KD_CONFIG, STUDENT_CONFIG, add_arguments, compare,
                                           train_subset_top1)
 
@@ -73,9 +71,7 @@ def main() -> None:
                          [[v, f'{fit[v]:.2f}', f'{test[v]:.2f}', f'{fit[v] - test[v]:+.2f}']
                           for v in args.variants]))
     summary['fit'] = dict(seed=seed, train_subset_top1={v: round(x, 2) for v, x in fit.items()})
-    with open(args.results + '.part', 'w') as f:
-        json.dump(summary, f, indent=2)
-    os.replace(args.results + '.part', args.results)
+    save_summary(args, summary)  # not with --no-summary (one lane's runs of a shared grid)
     print(f'top1_gain_over_kd={summary["gain"]:+.2f} spread={summary["spread"]:.2f}')
 
 
