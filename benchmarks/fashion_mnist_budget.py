@@ -510,8 +510,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
     common._report_only = args.report
     try:
-        key, runs = dict(blockwise=blockwise_target,
-                         **{'bw-teacher': bw_teacher_target}).get(args.target, fm_target)(args)
+        target = {'blockwise': blockwise_target, 'bw-teacher': bw_teacher_target}
+        key, runs = target.get(args.target, fm_target)(args)
     finally:
         common._report_only = False
     if not runs:
