@@ -42,11 +42,14 @@ import torch
 from mmengine.config import Config
 
 from benchmarks.lib.common import (REPO_ROOT, RunNotFinished, imagenet_mobilenet_v2,
-                                   keep_model_weights, kept_weights_valid, write_json)
+                                   keep_model_weights, kept_weights_valid, sha256_of,
+                                   write_json)
 from mmstructkd.engine import SafeRunner
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 PAIR = 'aspp-mnv2-d8_fcn-mnv2-d32_8xb8-2k_camvid-240x180'
+#: The benchmark's summary (its runs in ``structkd_camvid_runs/`` beside it).
+RESULTS = osp.join(REPO_ROOT, 'benchmarks', 'results', 'structkd_camvid.json')
 TEACHER = 'structkd/aspp_mobilenetv2-d8_balanced-ce_8xb8-4k_camvid-240x180.py'
 STUDENTS = {  # variant -> config (under configs/)
     'student': 'structkd/fcn_mobilenetv2-d32_8xb8-2k_camvid-240x180.py',
@@ -130,8 +133,7 @@ def parse_args():
     parser.add_argument('--report', action='store_true',
                         help='tabulate the finished runs and train nothing (an interim summary '
                         'says complete: false and which variants are missing)')
-    parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
-                                                      'structkd_camvid.json'))
+    parser.add_argument('--results', default=RESULTS)
     args = parser.parse_args()
     if 'student' not in args.variants:
         parser.error('--variants must include student: every gain is measured against it')
@@ -145,6 +147,19 @@ def variant_tag(variant: str) -> str:
     for bracket in ('(', '['):
         tag = tag.replace(bracket, '-')
     return tag.replace(')', '').replace(']', '')
+
+
+def kept_teacher(summary_path: str, summary: dict) -> str:
+    """The kept teacher weights the summary's distilled runs were trained with, found by
+    their sha256 in the summary's runs dir (a teacher of another length may lie beside it)."""
+    runs_dir = osp.splitext(summary_path)[0] + '_runs'
+    want = summary['teacher']['weights_sha256']
+    for name in sorted(os.listdir(runs_dir)):
+        path = osp.join(runs_dir, name)
+        if name.startswith('teacher_') and name.endswith('.pth') and sha256_of(path) == want:
+            return path
+    raise FileNotFoundError(f'no kept teacher weights with sha256 {want[:12]} (teacher_*.pth) in '
+                            f'{runs_dir}: restore them (git checkout)')
 
 
 def run_name(variant: str, iters: int, num_views: int, seed: int) -> str:

@@ -10,15 +10,15 @@ and critic), on the same few training batches:
   task cross-entropy's (how much of the SGD step the term is);
 - the cosine between the term's gradient and the cross-entropy's (does it pull the same way).
 
-The teacher is the benchmark's kept teacher (``structkd_camvid_runs/<teacher run>.pth``); the
-critic of the holistic variant at its start is untrained, so its adversarial term there says
-nothing (it is listed, marked). Writes ``benchmarks/results/structkd_camvid_gradients.json``.
+The teacher is the one the summary's runs were trained with (its kept weights, found in
+``structkd_camvid_runs/`` by the sha256 the summary records); the critic of the holistic
+variant at its start is untrained, so its adversarial term there says nothing (it is listed,
+marked). Writes ``benchmarks/results/structkd_camvid_gradients.json``.
 
     python -m benchmarks.structkd_camvid_gradients [--batches 4] [--seed 0] \\
         [--work-dir ~/.cache/mmstructkd/benchmarks/structkd_camvid]
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -31,8 +31,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of
-from benchmarks.structkd_camvid import (CONFIGS, TEACHER, VARIANTS, add_path_arguments,
-                                        run_name, variant_setup)
+from benchmarks.structkd_camvid import (CONFIGS, RESULTS, VARIANTS, add_path_arguments,
+                                        kept_teacher, run_name, variant_setup)
 from mmstructkd.models.distillers.adversarial_distiller import AdversarialDistiller
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint
@@ -53,21 +53,12 @@ def parse_args():
     parser.add_argument('--student-iters', type=int, default=1200)
     parser.add_argument('--num-views', type=int, default=8)
     parser.add_argument('--batches', type=int, default=4, help='training batches of 8 images')
+    parser.add_argument('--summary', default=RESULTS,
+                        help="the benchmark's summary JSON: its teacher, whose students' last "
+                        'checkpoints are measured')
     parser.add_argument('--results', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                       'structkd_camvid_gradients.json'))
     return parser.parse_args()
-
-
-def kept_teacher(results: str) -> str:
-    """The benchmark's kept teacher weights (``<teacher run>.pth`` beside its result)."""
-    stem = osp.splitext(osp.basename(TEACHER))[0]
-    runs_dir = osp.join(osp.dirname(results), 'structkd_camvid_runs')
-    found = sorted(glob.glob(osp.join(runs_dir, f'teacher_{stem}_*it.pth')))
-    if not found:
-        raise FileNotFoundError(f'no kept teacher weights teacher_{stem}_*it.pth in {runs_dir}: '
-                                'train the teacher first (python -m benchmarks.structkd_camvid '
-                                '--teacher-only).')
-    return found[-1]
 
 
 def build(variant: str, args, teacher_ckpt: str, pretrained: str):
@@ -133,7 +124,8 @@ def term_gradients(model, data: List[dict]) -> Dict[str, dict]:
 def main():
     args = parse_args()
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count() or 1)))
-    teacher = kept_teacher(args.results)
+    with open(args.summary) as f:
+        teacher = kept_teacher(args.summary, json.load(f))
     pretrained = imagenet_mobilenet_v2(
         osp.join(args.work_dir, 'pretrain', 'mobilenet_v2_imagenet_mm.pth'))
     out = dict(teacher=osp.basename(teacher), teacher_sha256=sha256_of(teacher),

@@ -28,14 +28,12 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
-from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, sha256_of, write_json
-from benchmarks.structkd_camvid import (CONFIGS, add_path_arguments, run, run_name,
-                                        seed_statistics, signed, variant_setup)
+from benchmarks.lib.common import REPO_ROOT, imagenet_mobilenet_v2, write_json
+from benchmarks.structkd_camvid import (CONFIGS, RESULTS, add_path_arguments, kept_teacher,
+                                        run, run_name, seed_statistics, signed, variant_setup)
 from mmstructkd.registry import MODELS
 from mmstructkd.utils.checkpoint import load_model_checkpoint
 from mmstructkd.utils.config_resolution import resolve_config
-
-RESULTS = osp.join(REPO_ROOT, 'benchmarks', 'results', 'structkd_camvid.json')
 
 
 def parse_args():
@@ -49,19 +47,6 @@ def parse_args():
     parser.add_argument('--retrain-missing', action='store_true',
                         help='train again a run whose last checkpoint is not in --work-dir')
     return parser.parse_args()
-
-
-def kept_teacher(summary_path: str, summary: dict) -> str:
-    """The kept teacher weights the summary's distilled runs were trained with (checked by
-    their sha256)."""
-    runs_dir = osp.splitext(summary_path)[0] + '_runs'
-    want = summary['teacher']['weights_sha256']
-    for name in sorted(os.listdir(runs_dir)):
-        path = osp.join(runs_dir, name)
-        if name.startswith('teacher_') and name.endswith('.pth') and sha256_of(path) == want:
-            return path
-    raise FileNotFoundError(f'no kept teacher weights with sha256 {want[:12]} (teacher_*.pth) in '
-                            f'{runs_dir}: restore them (git checkout)')
 
 
 def retrain(args, record: dict, name: str, teacher_ckpt: str, pretrained: str) -> dict:

@@ -83,19 +83,20 @@ def test_test_split_pairs_seeds_and_reports_val_beside(runs, tmp_path, capsys):
         'test_miou_gain=+4.00 spread=2.00 pair_gain=n/a holistic_gain=n/a cwd_gain=+8.33')
 
 
-def test_test_split_finds_the_teacher_by_its_sha(tmp_path):
-    from benchmarks import structkd_camvid_test_split as test_split
+def test_kept_teacher_is_found_by_its_sha(tmp_path):
+    """The test split and the gradient diagnostic take the summary's teacher, not the last
+    file by name: a 400-iteration teacher sorts after the 2000-iteration one."""
     from benchmarks.lib.common import sha256_of
     runs_dir = tmp_path / 'structkd_camvid_runs'
     runs_dir.mkdir()
-    (runs_dir / 'teacher_a_10it.pth').write_bytes(b'another teacher')
-    (runs_dir / 'teacher_a_20it.pth').write_bytes(b'the teacher')
+    (runs_dir / 'teacher_a_2000it.pth').write_bytes(b'the teacher')
+    (runs_dir / 'teacher_a_400it.pth').write_bytes(b'another teacher')
     summary_path = str(tmp_path / 'structkd_camvid.json')
-    want = sha256_of(str(runs_dir / 'teacher_a_20it.pth'))
-    found = test_split.kept_teacher(summary_path, dict(teacher=dict(weights_sha256=want)))
-    assert found.endswith('teacher_a_20it.pth')
+    want = sha256_of(str(runs_dir / 'teacher_a_2000it.pth'))
+    found = bench.kept_teacher(summary_path, dict(teacher=dict(weights_sha256=want)))
+    assert found.endswith('teacher_a_2000it.pth')
     with pytest.raises(FileNotFoundError, match='restore them'):
-        test_split.kept_teacher(summary_path, dict(teacher=dict(weights_sha256='0' * 64)))
+        bench.kept_teacher(summary_path, dict(teacher=dict(weights_sha256='0' * 64)))
 
 
 def test_sweep_point_at_the_variants_own_weight_is_its_run(runs, tmp_path, monkeypatch):
