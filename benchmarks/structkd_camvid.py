@@ -338,13 +338,14 @@ def main():
     report(args, teacher, runs, sweeps)
 
 
-#: Sweeps of one term's weight: (option, variant it runs on, config key, the variant compared).
-#: Pair-wise and holistic are swept on top of the retuned pixel term (at the official lambda_pi
-#: the pixel term's gradient dwarfs theirs whatever their weight).
-SWEEPS = (('sweep_pixel', '+pixel', PIXEL_WEIGHT, 'student'),
+#: Sweeps of one term's weight: (option, variant it runs on, config key, the variant compared,
+#: the weight's name in run names). Pair-wise and holistic are swept on top of the retuned pixel
+#: term (at the official lambda_pi the pixel term's gradient dwarfs theirs whatever their weight).
+SWEEPS = (('sweep_pixel', '+pixel', PIXEL_WEIGHT, 'student', 'loss_pixel'),
           ('sweep_pair', '+pixel[1]+pair', 'model.distill_losses.loss_pair.loss_weight',
-           '+pixel[1]'),
-          ('sweep_adv', '+pixel[1]+pair+holistic', 'model.adv_loss_weight', '+pixel[1]+pair'))
+           '+pixel[1]', 'loss_pair'),
+          ('sweep_adv', '+pixel[1]+pair+holistic', 'model.adv_loss_weight', '+pixel[1]+pair',
+           'adv'))
 
 
 def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict) -> dict:
@@ -352,10 +353,10 @@ def run_sweeps(args, teacher_id: str, teacher: dict, pretrained: str, runs: dict
     the term (the finding of why a term adds nothing, if it does not): {option: rows}."""
     out = {}
     seed = args.sweep_seed
-    for option, variant, key, base in SWEEPS:
+    for option, variant, key, base, tag in SWEEPS:
         rows = []
         for weight in getattr(args, option):
-            name = f'sweep_{variant_tag(variant)}_{key.split(".")[-2]}{weight:g}_' \
+            name = f'sweep_{variant_tag(variant)}_{tag}{weight:g}_' \
                 f'{args.student_iters}it_v{args.num_views}_seed{seed}'
             config, overrides = variant_setup(variant)
             for needed in (base, variant):

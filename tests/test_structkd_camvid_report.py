@@ -103,13 +103,16 @@ def test_sweep_point_at_the_variants_own_weight_is_its_run(runs, tmp_path, monke
     """--sweep-pair 0.5 (the official lambda_pa) is +pixel[1]+pair itself: nothing trains."""
     runs[('+pixel[1]', 0)] = finished_run(50.0, 0)
     runs[('+pixel[1]+pair', 0)] = finished_run(50.5, 0)
+    runs[('+pixel[1]+pair+holistic', 0)] = finished_run(50.0, 0)
     trained = []
     monkeypatch.setattr(bench, 'run', lambda name, *a, **k: trained.append(name) or
                         finished_run(51.25, 0))
-    args = argparse.Namespace(sweep_seed=0, sweep_pixel=[], sweep_adv=[], sweep_pair=[0.5, 8],
+    args = argparse.Namespace(sweep_seed=0, sweep_pixel=[], sweep_adv=[2], sweep_pair=[0.5, 8],
                               student_iters=12, num_views=2, report=False)
     out = bench.run_sweeps(args, 'teacher@x', dict(checkpoint='t.pth'), 'pre.pth', runs)
     rows = out['sweep_pair']['rows']
     assert [(r['weight'], r['mIoU'], r['gain']) for r in rows] == [(0.5, 50.5, 0.5),
                                                                     (8, 51.25, 1.25)]
-    assert trained == ['sweep_pixel-1-pair_loss_pair8_12it_v2_seed0']
+    # each sweep's runs name its weight (lambda_ho: adv, not the config key's first part)
+    assert trained == ['sweep_pixel-1-pair_loss_pair8_12it_v2_seed0',
+                       'sweep_pixel-1-pair-holistic_adv2_12it_v2_seed0']
