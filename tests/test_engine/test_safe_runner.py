@@ -273,3 +273,61 @@ def test_each_rank_restores_its_own_state(monkeypatch):
         assert torch.equal(torch.rand(3, generator=model[0].generator), expected[1])
     monkeypatch.setattr(mmengine.dist, 'get_world_size', lambda: 1)
     assert not restore_rank_rng_state(saved, model)  # another number of processes
+
+
+@pytest.mark.parametrize('where', ['outside', 'own'])
+def test_resumed_best_checkpoint_path_outside_the_run_deletes_nothing(where, four_iterations,
+                                                                      data_roots, tmp_path):
+    """mmengine's CheckpointHook deletes the previous best checkpoint named in the message hub
+    on a new best score: a checkpoint naming a file elsewhere (a copied work dir, a crafted
+    file) must not make it delete that file; the run's own best file is replaced as usual."""
+    work = copy_run(four_iterations, str(tmp_path / 'work'))
+    if where == 'outside':
+        named = str(tmp_path / 'elsewhere' / 'best_mIoU_iter_2.pth')
+    else:
+        named = osp.join(work, 'best_mIoU_iter_2.pth')
+    os.makedirs(osp.dirname(named), exist_ok=True)
+    with open(named, 'wb') as f:
+        f.write(b'a file the resumed run must leave alone unless it is its own')
+    resume_from = osp.join(work, 'iter_2.pth')
+    checkpoint = torch.load(resume_from, weights_only=True)
+    checkpoint['message_hub']['runtime_info']['best_ckpt'] = named
+    torch.save(checkpoint, resume_from)
+    os.remove(osp.join(work, 'iter_4.pth'))
+    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+        f.write(resume_from)
+    cfg = load_config('tiny_seg_distill', data_roots['seg'], work,
+                      **dict(four_iterations['options'], **{
+                          'train_cfg.val_interval': 4,
+                          'default_hooks.checkpoint.save_best': 'mIoU'}))
+    cfg.resume, cfg.experiment_name = True, f'best_{where}'
+    SafeRunner.from_cfg(cfg).train()
+    assert osp.isfile(osp.join(work, 'best_mIoU_iter_4.pth'))  # the new best was saved
+    log = run_log(work)
+    if where == 'outside':
+        assert osp.isfile(named)
+        assert f'message hub entry best_ckpt dropped, {named} lies outside' in log
+    else:
+        assert not osp.isfile(named)  # mmengine's own replacement of the previous best
+        assert 'dropped' not in log
+
+
+def test_unsafe_checkpoint_paths_by_hand(tmp_path):
+    from mmstructkd.engine.resumed_paths import checkpoint_dirs, unsafe_checkpoint_paths
+    work = str(tmp_path / 'work')
+    folders = checkpoint_dirs(work, [None, str(tmp_path / 'out')])
+    assert folders == [work, str(tmp_path / 'out'), str(tmp_path / 'out' / 'work')]
+    info = {
+        'best_ckpt': osp.join(work, 'best_acc_epoch_3.pth'),  # its own: kept
+        'best_ckpt_mIoU': str(tmp_path / 'out' / 'work' / 'best_mIoU_iter_8.pth'),  # kept
+        'best_ckpt_aAcc': osp.join(work, '..', 'best_aAcc_iter_8.pth'),  # climbs out
+        'best_ckpt_x': osp.join(work, 'iter_4.pth'),  # not a best file
+        'best_ckpt_y': str(tmp_path),  # a folder: mmengine would rmtree it
+        'keep_ckpt_ids': [2, 4],  # kept
+        'best_score': 0.5,  # not a path
+    }
+    assert [k for k, _ in unsafe_checkpoint_paths(info, folders)] == [
+        'best_ckpt_aAcc', 'best_ckpt_x', 'best_ckpt_y']
+    for bad in (['../x'], [True], [-1], '2'):
+        assert unsafe_checkpoint_paths({'keep_ckpt_ids': bad}, folders)[0][0] == 'keep_ckpt_ids'
+    assert unsafe_checkpoint_paths({'keep_ckpt_ids': (2, 4)}, folders) == []

