@@ -356,14 +356,22 @@ def test_the_scoped_allow_list_keeps_what_the_user_allowed(tmp_path):
     class Mine:
         pass
 
+    from mmstructkd.utils.safe_load import scoped_allow_list
     original = torch.serialization.get_safe_globals()
-    torch.serialization.add_safe_globals([Mine])
+    # the real numpy.dtype under the name of one of our stand-ins: set aside while we load
+    torch.serialization.add_safe_globals([Mine, np.dtype])
     try:
-        before = set(torch.serialization.get_safe_globals())
+        before = set(torch.serialization.get_safe_globals())  # torch keeps a set
         path = str(tmp_path / 'x.pth')
         torch.save(dict(a=torch.ones(2)), path)
         assert torch.equal(safe_load(path)['a'], torch.ones(2))
         assert set(torch.serialization.get_safe_globals()) == before
+        with scoped_allow_list():
+            during = torch.serialization.get_safe_globals()
+            assert Mine in during and not any(e is np.dtype for e in during)
+            assert [e[1] for e in during if isinstance(e, tuple)].count('numpy.dtype') == 1
+            torch.serialization.add_safe_globals([dict])  # added meanwhile by someone else
+        assert set(torch.serialization.get_safe_globals()) == before | {dict}
     finally:
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(original)
@@ -414,3 +422,20 @@ def test_random_bytes_as_teacher_checkpoint(tmp_path):
     with pytest.raises((CorruptCheckpointError, UnsafeCheckpointError)) as info:
         load_teacher_checkpoint(build('tiny_seg_teacher'), path)
     assert path in str(info.value) and 'weights_only=False' not in str(info.value)
+
+
+def test_scoped_checkpoint_loaders_closing_out_of_order_keep_the_safe_table():
+    """Two runners in two threads: the first to finish must not put mmengine's own (unsafe)
+    table back while the other still trains; the last to finish puts it back unchanged."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmstructkd.utils.safe_load import scoped_checkpoint_loader
+    original = CheckpointLoader._schemes
+    first, second = scoped_checkpoint_loader(), scoped_checkpoint_loader()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # closes before the other
+    names = {f.__name__ for f in CheckpointLoader._schemes.values()}
+    assert names == {'load_from_mmstructkd_safe_loader'}
+    second.__exit__(None, None, None)
+    assert CheckpointLoader._schemes is original

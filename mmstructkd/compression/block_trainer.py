@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmstructkd.registry import MODELS, build_own
+from mmstructkd.utils.safe_load import scoped_checkpoint_loader
 
 
 @dataclass
@@ -32,7 +33,8 @@ def build_candidate(spec: dict, teacher_unit: nn.Module, inherit: bool) -> nn.Mo
     (all of them for the teacher's own block; the first blocks of a stage with fewer repeats)."""
     module = build_own(MODELS, spec)
     if hasattr(module, 'init_weights'):
-        module.init_weights()
+        with scoped_checkpoint_loader():  # a Pretrained init_cfg loads safely too
+            module.init_weights()
     if inherit:
         own = module.state_dict()
         matched = {k: v for k, v in teacher_unit.state_dict().items()

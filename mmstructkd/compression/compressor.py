@@ -21,7 +21,7 @@ from torch import nn
 
 from mmstructkd.registry import MODELS, build_own
 from mmstructkd.utils.checkpoint import load_teacher_checkpoint
-from mmstructkd.utils.safe_load import safe_load
+from mmstructkd.utils.safe_load import safe_load, scoped_checkpoint_loader
 from .block_trainer import BlockwiseTrainer, CandidateResult, candidates_state
 from .complexity import complexity, model_complexity
 from .emission import dump, kd_config, save_checkpoint, student_config, student_state_dict
@@ -113,7 +113,8 @@ class BlockwiseCompressor:
         self.settings = compression_settings(cfg, settings)
         self.teacher = build_classifier(cfg)
         if checkpoint is None:
-            self.teacher.init_weights()
+            with scoped_checkpoint_loader():  # a Pretrained init_cfg loads safely too
+                self.teacher.init_weights()
         else:
             load_teacher_checkpoint(self.teacher, checkpoint, strict=True)
         self.teacher.eval()

@@ -275,31 +275,45 @@ def _allow_list() -> List[Tuple[Any, str]]:
 _ALLOW_LIST = tuple(_allow_list())
 _SCOPE_LOCK = threading.RLock()
 _SCHEMES_LOCK = threading.Lock()
+#: How many scoped_checkpoint_loader blocks are open, and mmengine's table while any is.
+_SCHEMES_SCOPE: Dict[str, Any] = dict(depth=0)
 
 
 @contextlib.contextmanager
 def scoped_allow_list() -> Iterator[None]:
     """Put the stand-ins on torch's ``weights_only`` allow-list for the duration of the block.
 
-    Only entries not already there are added, and only those are removed afterwards, so
-    torch's list is exactly what it was before (``torch.serialization.safe_globals`` would
-    remove entries a user had added). The list is process-wide while the block runs; a lock
-    keeps our loads from interleaving.
+    A user's entries under the names of ours (the real ``numpy.dtype`` or ``_reconstruct``
+    allowed by hand) are set aside for the block: torch picks among entries of one name in no
+    fixed order, and our loads must get the checked stand-ins. Afterwards torch's list is what
+    it was before, plus whatever others added meanwhile (``torch.serialization.safe_globals``
+    would remove entries a user had added). The list is process-wide while the block runs; a
+    lock keeps our loads from interleaving.
     """
     serialization = torch.serialization
     if not hasattr(serialization, 'add_safe_globals'):  # torch < 2.4: no allow-list at all
         raise CheckpointError('mmstructkd needs torch >= 2.4 (torch.serialization.'
                               'add_safe_globals) to load checkpoints safely.')
+    ours = {_entry_name(entry) for entry in _ALLOW_LIST}
     with _SCOPE_LOCK:
         present = serialization.get_safe_globals()
-        added = [entry for entry in _ALLOW_LIST if entry not in present]
-        serialization.add_safe_globals(added)
+        kept = [g for g in present if _entry_name(g) not in ours]
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(kept + list(_ALLOW_LIST))
         try:
             yield
         finally:
-            remaining = [g for g in serialization.get_safe_globals() if g not in added]
+            during = [g for g in serialization.get_safe_globals()
+                      if g not in present and g not in _ALLOW_LIST]
             serialization.clear_safe_globals()
-            serialization.add_safe_globals(remaining)
+            serialization.add_safe_globals(present + during)
+
+
+def _entry_name(entry: Any) -> str:
+    """The name torch's allow-list knows an entry by (``(obj, name)`` or ``module.qualname``)."""
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f'{getattr(entry, "__module__", None)}.{getattr(entry, "__qualname__", None)}'
 
 
 # ---------------------------------------------------------------------- plain-dict encoding
@@ -630,14 +644,19 @@ def scoped_checkpoint_loader() -> Iterator[None]:
     ``torchvision://``, ``open-mmlab://``, ...) through :func:`safe_load` for the duration of
     the block, e.g. an ``init_cfg=dict(type='Pretrained', checkpoint=URL)`` that mmengine
     would otherwise load with ``torch.hub.load_state_dict_from_url(weights_only=False)``.
-    mmengine's table is put back unchanged afterwards."""
+    mmengine's table is put back unchanged when the last open block closes: blocks nest and
+    may close in any order (runners in several threads), and none closes another's scope."""
     from mmengine.runner.checkpoint import CheckpointLoader
     with _SCHEMES_LOCK:
-        saved = CheckpointLoader._schemes
-        CheckpointLoader._schemes = OrderedDict(
-            (prefix, _safe_scheme_loader(prefix)) for prefix in saved)
+        if not _SCHEMES_SCOPE['depth']:
+            _SCHEMES_SCOPE['saved'] = CheckpointLoader._schemes
+            CheckpointLoader._schemes = OrderedDict(
+                (prefix, _safe_scheme_loader(prefix)) for prefix in CheckpointLoader._schemes)
+        _SCHEMES_SCOPE['depth'] += 1
     try:
         yield
     finally:
         with _SCHEMES_LOCK:
-            CheckpointLoader._schemes = saved
+            _SCHEMES_SCOPE['depth'] -= 1
+            if not _SCHEMES_SCOPE['depth']:
+                CheckpointLoader._schemes = _SCHEMES_SCOPE.pop('saved')
