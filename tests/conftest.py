@@ -99,6 +99,19 @@ def build_tiny_distiller(**overrides) -> torch.nn.Module:
     return kd_registry.build_own(kd_registry.MODELS, tiny_distiller_cfg(**overrides))
 
 
+def distill_loss_on(runner, batch: dict, seed: int = 0) -> float:
+    """The sum of the distillation terms (every scale 1) of a runner's distiller on a training
+    ``batch`` (batch augments drawn from ``seed``): a student trained with the teacher must
+    score lower than the same student trained alone."""
+    model = runner.model
+    model.loss_scales.update({k: 1.0 for k in model.loss_scales})
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        # a copy: a mixing batch augment marks the batch's samples as mixed, in place
+        losses = model(**model.data_preprocessor(copy.deepcopy(batch), True), mode='loss')
+    return float(sum(v for k, v in losses.items() if k.startswith('distill.')))
+
+
 def free_port() -> int:
     """A free local TCP port (for a distributed launch)."""
     with socket.socket() as s:

@@ -305,3 +305,27 @@ def test_the_student_step_returns_the_critic_batch_unless_it_did_not_distil(adve
     pixel.forward = lambda **kwargs: real_forward(**kwargs) * float('nan')
     losses, critic = model(**data, mode='generator')
     assert critic is None and not any(k.startswith('distill.') for k in losses), sorted(losses)
+
+
+def test_the_students_adversarial_term_is_minus_lambda_ho_mean_score_and_reaches_the_student(
+        adversarial_runner):
+    """distill.loss_adv = -lambda_ho * mean D(fake): value and sign against a linear critic
+    (D(x) = sum_c w_c x_c per position), and its gradient alone reaches the student's
+    classifier (the map the critic scores) and no critic parameter."""
+    runner = adversarial_runner()
+    model = runner.model.train()
+    assert model.adv_loss_weight == 0.1
+    batch = next(iter(runner.build_dataloader(runner._train_dataloader)))
+    data = model.data_preprocessor(batch, True)
+    _, critic = model(**data, mode='generator')  # the critic's input channels
+    w = torch.linspace(-1.0, 2.0, critic['fake'].shape[1]).view(1, -1, 1, 1)
+    model.discriminator.forward = lambda x: (x * w).sum(1, keepdim=True)
+    losses, critic = model(**data, mode='generator')
+    fake = critic['fake']
+    expected = -0.1 * float((fake * w).sum(1).mean())
+    assert losses['distill.loss_adv'].item() == pytest.approx(expected, rel=1e-5)
+    assert expected != 0
+    conv_seg = model.student.decode_head.conv_seg.weight
+    grad, = torch.autograd.grad(losses['distill.loss_adv'], [conv_seg], retain_graph=True)
+    assert grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.discriminator.parameters())

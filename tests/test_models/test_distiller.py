@@ -113,6 +113,19 @@ def test_loss_scale_zero_skips_the_teacher_and_the_loss():
     assert calls == [] and not any(k.startswith('distill.') for k in losses)
 
 
+def test_loss_scales_multiply_each_distillation_loss():
+    """What a warm-up hook sets (loss_scales) scales the value and so the gradient."""
+    model = build()
+    data = model.data_preprocessor(seg_inputs(), True)
+    unscaled = model(**data, mode='loss')
+    model.loss_scales.update(loss_kd=2.5, loss_feat=0.25)
+    scaled = model(**data, mode='loss')
+    assert scaled['distill.loss_kd'] > 0 and scaled['distill.loss_feat'] > 0
+    assert torch.allclose(scaled['distill.loss_kd'], 2.5 * unscaled['distill.loss_kd'])
+    assert torch.allclose(scaled['distill.loss_feat'], 0.25 * unscaled['distill.loss_feat'])
+    assert torch.equal(scaled['student.decode.loss_ce'], unscaled['student.decode.loss_ce'])
+
+
 @pytest.mark.parametrize('overrides,error,match', [
     (dict(distill_losses=dict(kd=dict(type='KDLoss'))), ValueError, 'must contain "loss"'),
     (dict(loss_forward_mappings=dict(loss_kd=dict(

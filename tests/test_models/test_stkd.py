@@ -15,7 +15,7 @@ from mmstructkd.models import MixRecord, STKDLoss, STKDMixup, get_mix_record
 from mmstructkd.models.batch_augments.mix_record import attach_record
 from mmstructkd.models.stages.label_stages import mix_outputs
 from mmstructkd.registry import MODELS, build_own
-from tests.conftest import CONFIG_DIR, load_config, save_teacher
+from tests.conftest import CONFIG_DIR, distill_loss_on, load_config, save_teacher
 
 NO_AUGMENT = object()  # build(): a student preprocessor without batch augments
 
@@ -281,22 +281,30 @@ def test_data_samples_out_of_batch_order_and_bad_arguments_are_refused():
 # ------------------------------------------------------------------ training
 def test_a_few_training_iterations_lower_the_loss(data_roots, tmp_path):
     ckpt = save_teacher('tiny_cls_teacher', str(tmp_path / 'teacher.pth'))
-    cfg = load_config(
-        'tiny_cls_stkd', data_roots['cls'], str(tmp_path / 'work'),
-        **{'model.teacher_ckpt': ckpt, 'train_cfg.max_iters': 16,
-           'train_cfg.val_interval': 16, 'param_scheduler': [],
-           'train_dataloader.sampler.shuffle': False,
-           'default_hooks.checkpoint.interval': 100})
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    hub = runner.message_hub
+    runners = {}
+    for variant in ('distilled', 'alone'):
+        cfg = load_config(
+            'tiny_cls_stkd', data_roots['cls'], str(tmp_path / variant),
+            **{'model.teacher_ckpt': ckpt, 'train_cfg.max_iters': 16,
+               'train_cfg.val_interval': 16, 'param_scheduler': [],
+               'train_dataloader.sampler.shuffle': False,
+               'default_hooks.checkpoint.interval': 100})
+        runner = runners[variant] = Runner.from_cfg(cfg)
+        if variant == 'alone':  # the same run on the same mixed images, STKD's term off
+            runner.model.loss_scales.update({k: 0.0 for k in runner.model.loss_scales})
+        runner.train()
+    hub = runners['distilled'].message_hub
     history = hub.get_scalar('train/loss').data[0]
     assert len(history) == 16 and np.all(np.isfinite(history))
     # 4 batches per epoch, shuffle off: the first and the last epoch see the same images
     # (mixed afresh each step, which the mean over the epoch evens out).
     assert history[-4:].mean() < history[:4].mean(), history
-    assert np.all(np.isfinite(hub.get_scalar('train/distill.loss_stkd').data[0]))
+    assert np.all(hub.get_scalar('train/distill.loss_stkd').data[0] > 0)
     assert 'val/accuracy/top1' in hub.log_scalars  # validated after training (no mixing)
+    # the similarity term pulled the student toward the teacher's similarities
+    batch = next(iter(runners['distilled'].train_dataloader))
+    distilled, alone = (distill_loss_on(runners[v], batch) for v in ('distilled', 'alone'))
+    assert distilled < alone, (distilled, alone)
 
 
 def test_a_mapping_without_the_mixing_record_names_the_stage():
