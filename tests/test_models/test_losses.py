@@ -33,7 +33,9 @@ def test_kd_loss_dense_averages_over_pixels_and_resizes_student():
     up = torch.nn.functional.interpolate(small, size=(4, 4), mode='bilinear',
                                          align_corners=False)
     assert KDLoss()(small, t).item() == pytest.approx(KDLoss()(up, t).item(), rel=1e-6)
-    assert KDLoss(reduction='none')(s, t).shape == (2, 4, 4)
+    torch.testing.assert_close(KDLoss(reduction='none')(s, t), per_pixel)
+    assert KDLoss(reduction='sum')(s, t).item() == pytest.approx(per_pixel.sum().item(),
+                                                                 rel=1e-5)
 
 
 def test_kd_loss_is_zero_for_identical_logits_and_grad_only_to_student():

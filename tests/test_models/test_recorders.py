@@ -56,6 +56,8 @@ def test_remove_restores_the_model():
         r.prepare(model)
         r.recording = True
     model(torch.randn(1, 3, 2, 2))
+    # each recorded while attached (the shared module: twice)
+    assert [len(r.data_buffer) for r in recorders] == [1, 2, 1]
     for r in recorders:
         r.remove()
         r.reset()

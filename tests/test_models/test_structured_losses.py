@@ -33,10 +33,21 @@ def test_pixel_wise_ignores_pixels_and_matches_hand_value():
     assert PixelWiseLoss()(s, t, stack_seg_labels([seg_sample([[255, 255]])])).item() == 0.0
 
 
-def test_pixel_wise_sigmoid_is_binary_kl_and_student_is_resized():
-    s = torch.zeros(1, 1, 2, 2)
-    t = torch.full((1, 1, 4, 4), math.log(3.0))  # p = 0.75 everywhere; student q = 0.5
-    hand = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+def binary_kl(p: float, q: float) -> float:
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def test_pixel_wise_sigmoid_sums_binary_kls_over_classes_and_student_is_resized():
+    # Two classes: teacher p = (3/4, 1/4) everywhere (logits +-ln 3); the student's 1x2 map
+    # (logits 0 | ln 3 per class 0, 0 | 0 per class 1) is resized (bilinear) to 2x4: its
+    # class-0 columns become 0, ln3/4, 3 ln3/4, ln 3 (align_corners=False).
+    ln3 = math.log(3.0)
+    t = torch.tensor([ln3, -ln3]).view(1, 2, 1, 1).expand(1, 2, 2, 4).contiguous()
+    s = torch.tensor([[[[0.0, ln3]], [[0.0, 0.0]]]])
+    columns = [0.0, ln3 / 4, 3 * ln3 / 4, ln3]
+    class0 = [binary_kl(0.75, 1 / (1 + math.exp(-x))) for x in columns]
+    class1 = binary_kl(0.25, 0.5)
+    hand = sum(c + class1 for c in class0) / 4  # summed over classes, mean over pixels
     loss = PixelWiseLoss(activation='sigmoid', ignore_index=None)(s, t)
     assert loss.item() == pytest.approx(hand, rel=1e-5)
 
