@@ -41,6 +41,13 @@ def test_cwd_is_zero_for_equal_maps_resizes_the_student_and_needs_equal_channels
     assert loss.item() == pytest.approx(uniform_kl.item(), rel=1e-5)
     loss.backward()
     assert s.grad.abs().sum() > 0
+    # A non-constant student (0 | 4) resized (bilinear, corners not aligned) to the teacher's
+    # 1x4 is 0, 1, 3, 4; a constant teacher is uniform: KL = sum 1/4 (ln 1/4 - ln q_s).
+    logits = [0.0, 1.0, 3.0, 4.0]
+    log_z = math.log(sum(math.exp(x) for x in logits))
+    hand = sum(0.25 * (math.log(0.25) - (x - log_z)) for x in logits)
+    value = ChannelWiseDivergence()(torch.tensor([[[[0.0, 4.0]]]]), torch.zeros(1, 1, 1, 4))
+    assert value.item() == pytest.approx(hand, rel=1e-5)
     with pytest.raises(ValueError, match='connector'):
         ChannelWiseDivergence()(torch.randn(2, 3, 6, 10), t)
     with pytest.raises(ValueError, match='tau'):

@@ -55,6 +55,10 @@ def test_feature_mse_loss_hand_computed_and_resized():
     assert FeatureMSELoss(reduction='sum')(s, t).item() == pytest.approx(30.0)
     # (1, 1, 1, 1) student of value 2 upsampled to 2x2 is all twos.
     assert FeatureMSELoss()(torch.full((1, 1, 1, 1), 2.0), t).item() == pytest.approx(4.0)
+    # The student (0 | 4) is resized to the teacher's 1x4, bilinear without corner alignment:
+    # 0, 1, 3, 4 -> MSE 26 / 4 (nearest would give 8, the teacher shrunk to 1x2 too).
+    assert FeatureMSELoss()(torch.tensor([[[[0.0, 4.0]]]]), torch.zeros(1, 1, 1, 4)).item() == \
+        pytest.approx(6.5)
 
 
 def test_losses_raise_clear_errors_for_shapes_that_cannot_be_aligned():
