@@ -47,6 +47,22 @@ def test_losses_are_logged_separately_and_gradients_reach_student_and_connector_
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
+def test_the_teacher_runs_without_a_graph_even_with_trainable_parameters():
+    """The teacher forward runs under no_grad: no graph is kept through it (memory), and no
+    gradient reaches it even if something made its parameters trainable again."""
+    model = build()
+    model.train()
+    model.teacher.requires_grad_(True)  # undo the freeze: only no_grad protects it now
+    outputs = []
+    model.teacher.backbone.register_forward_hook(lambda m, i, out: outputs.extend(
+        out if isinstance(out, (list, tuple)) else [out]))
+    data = model.data_preprocessor(seg_inputs(), True)
+    losses = model(**data, mode='loss')
+    assert outputs and not any(o.requires_grad for o in outputs)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
 def test_distill_loss_gradient_alone_reaches_the_student():
     model = build(calculate_student_loss=False)
     model.train()
