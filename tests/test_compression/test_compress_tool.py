@@ -50,7 +50,7 @@ def test_resnet_cifar_end_to_end_meets_the_flops_budget(cls_root, tmp_path):
     assert kd.model.teacher_ckpt == osp.abspath(ckpt)
 
 
-def test_mobilenet_v2_end_to_end_meets_the_params_budget(cls_root, tmp_path):
+def test_mobilenet_v2_end_to_end_meets_the_params_budget(cls_root, tmp_path, monkeypatch):
     config, ckpt = write_teacher('mobilenet_v2', cls_root, str(tmp_path))
     out = str(tmp_path / 'out')
     # Only the search, the choice and the emitted files (the fine-tune is the ResNet test's).
@@ -65,7 +65,14 @@ def test_mobilenet_v2_end_to_end_meets_the_params_budget(cls_root, tmp_path):
     replaced = [row['unit'] for row in report['units'] if row['candidate'] != 0]
     assert replaced and sorted(k for k in kd.model.distill_losses if 'hint' in k) == sorted(
         f'loss_hint_{u}' for u in replaced)
-    # A second run reuses the block-wise results and may choose for another budget.
+    # A second run reuses the block-wise results (it trains no block) and may choose for
+    # another budget.
+    from mmstructkd.compression.block_trainer import BlockwiseTrainer
+
+    def trains_again(*args, **kwargs):
+        raise AssertionError('the second run trained the blocks again')
+
+    monkeypatch.setattr(BlockwiseTrainer, 'run', trains_again)
     report2 = compress_main()([config, '--checkpoint', ckpt, '--params-budget', '0.7',
                                '--work-dir', out, '--skip-baseline', '--skip-teacher-eval',
                                '--skip-finetune'])
