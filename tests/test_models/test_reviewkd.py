@@ -375,6 +375,10 @@ def test_hcl_resizes_the_student_and_asks_for_a_connector_on_channel_mismatch():
     loss = HCLLoss()
     value = loss([torch.ones(1, 2, 4, 6)], [torch.ones(1, 2, 8, 12)])
     assert value.item() == pytest.approx(0.0)
+    # a non-constant student (0 | 4) to the teacher's 1x4: bilinear, corners not aligned,
+    # gives 0, 1, 3, 4 (every pooling level skipped at height 1): MSE 26 / 4 (nearest: 8)
+    value = loss([torch.tensor([[[[0.0, 4.0]]]])], [torch.zeros(1, 1, 1, 4)])
+    assert value.item() == pytest.approx(6.5)
     with pytest.raises(ValueError, match='stage 0.*connector'):
         loss([torch.ones(1, 3, 4, 4)], [torch.ones(1, 2, 4, 4)])
     with pytest.raises(ValueError, match='2 student stages but 1 teacher'):
