@@ -59,6 +59,15 @@ def test_mobilenet_v2_end_to_end_meets_the_params_budget(cls_root, tmp_path, mon
                               '--skip-finetune',
                               '--cfg-options', 'compression.finetune.feature_hints=True'])
     assert report['student']['params'] <= 0.4 * report['teacher']['params']
+    # counted again on the emitted student and the teacher's config, not from the report
+    import mmpretrain.registry
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        built = {name: mmpretrain.registry.MODELS.build(Config.fromfile(path).model)
+                 for name, path in (('student', osp.join(out, 'student.py')),
+                                    ('teacher', config))}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in built.items()}
+    assert params == {k: report[k]['params'] for k in params}
+    assert params['student'] <= 0.4 * params['teacher']
     units = [row['unit'] for row in report['units']]
     assert units == [f'layer{i}' for i in range(1, 8)] + ['conv2']
     kd = Config.fromfile(osp.join(out, 'kd.py'))
