@@ -370,8 +370,14 @@ def test_the_scoped_allow_list_keeps_what_the_user_allowed(tmp_path):
             during = torch.serialization.get_safe_globals()
             assert Mine in during and not any(e is np.dtype for e in during)
             assert [e[1] for e in during if isinstance(e, tuple)].count('numpy.dtype') == 1
-            torch.serialization.add_safe_globals([dict])  # added meanwhile by someone else
-        assert set(torch.serialization.get_safe_globals()) == before | {dict}
+            with scoped_allow_list():  # a nested block leaves the stand-ins to the outer one
+                pass
+            assert set(torch.serialization.get_safe_globals()) == set(during)
+            # meanwhile someone else adds dict and removes Mine (their safe_globals block ends)
+            others = [g for g in during if g is not Mine] + [dict]
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(others)
+        assert set(torch.serialization.get_safe_globals()) == before - {Mine} | {dict}
     finally:
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(original)
@@ -434,8 +440,10 @@ def test_scoped_checkpoint_loaders_closing_out_of_order_keep_the_safe_table():
     first, second = scoped_checkpoint_loader(), scoped_checkpoint_loader()
     first.__enter__()
     second.__enter__()
-    first.__exit__(None, None, None)  # closes before the other
-    names = {f.__name__ for f in CheckpointLoader._schemes.values()}
-    assert names == {'load_from_mmstructkd_safe_loader'}
-    second.__exit__(None, None, None)
+    try:
+        first.__exit__(None, None, None)  # closes before the other
+        names = {f.__name__ for f in CheckpointLoader._schemes.values()}
+        assert names == {'load_from_mmstructkd_safe_loader'}
+    finally:
+        second.__exit__(None, None, None)
     assert CheckpointLoader._schemes is original

@@ -13,33 +13,38 @@ machine. :func:`unsafe_checkpoint_paths` lists the entries that point outside th
 checkpoint folder (or are no step numbers); the runner drops them and says so, so the hook
 starts without a previous best file and deletes nothing that is not its own.
 """
+import os
 import os.path as osp
 import re
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
-#: The file names ``CheckpointHook`` gives a best checkpoint (``best_<metric>_<epoch|iter>_<n>``).
-BEST_NAME = re.compile(r'best_.+\.pth')
+#: The file names ``CheckpointHook`` gives a best checkpoint (``best_<metric>_`` + its
+#: ``filename_tmpl``); the folder check is what keeps the deletion inside the run.
+BEST_NAME = re.compile(r'best_.+')
 
 
 def _is_best_key(key: str) -> bool:
     return key == 'best_ckpt' or key.startswith('best_ckpt_')
 
 
-def checkpoint_dirs(work_dir: str, hook_out_dirs: Iterable) -> List[str]:
-    """The folders this run's ``CheckpointHook``\\ s write to: the work dir, and for a hook with
-    its own ``out_dir`` that folder joined with the work dir's last part (mmengine's rule; the
-    ``out_dir`` as given is kept too, for a hook whose ``before_train`` has run)."""
-    dirs = [work_dir]
-    for out_dir in hook_out_dirs:
-        if out_dir is not None:
-            dirs += [out_dir, osp.join(out_dir, osp.basename(work_dir.rstrip(osp.sep)))]
-    return dirs
+def checkpoint_dir(work_dir: str, out_dir: Optional[Union[str, os.PathLike]],
+                   resolved: bool) -> str:
+    """The folder a ``CheckpointHook`` writes to: the work dir without an ``out_dir``; else
+    ``out_dir`` joined with the work dir's last part (mmengine's rule, applied in the hook's
+    ``before_train``), or ``out_dir`` itself once that has run (``resolved``)."""
+    if out_dir is None:
+        return work_dir
+    out_dir = os.fspath(out_dir)
+    if resolved or out_dir == work_dir:
+        return out_dir
+    return osp.join(out_dir, osp.basename(work_dir.rstrip(osp.sep)))
 
 
 def _inside(path: str, folders: List[str]) -> bool:
     if '://' in path:  # a remote backend: the same prefix, textually
         return any(path.rsplit('/', 1)[0] == f.rstrip('/') for f in folders if '://' in f)
-    parent = osp.dirname(osp.realpath(path))
+    # the folder resolved (symlinks, relative parts), the file itself may be a link
+    parent = osp.realpath(osp.dirname(osp.abspath(path)))
     return any(parent == osp.realpath(f) for f in folders if '://' not in f)
 
 
@@ -48,18 +53,19 @@ def unsafe_checkpoint_paths(runtime_info: Dict, folders: List[str]) -> List[Tupl
 
     Args:
         runtime_info (dict): The resumed message hub's ``runtime_info``.
-        folders (list[str]): This run's checkpoint folders (:func:`checkpoint_dirs`).
+        folders (list[str]): This run's checkpoint folders (:func:`checkpoint_dir` of each
+            ``CheckpointHook``).
 
     Returns:
         list[tuple[str, str]]: ``(key, reason)`` for each entry to drop: a best-checkpoint path
-        that is no ``best_*.pth`` file directly inside one of ``folders``, and a
+        that is no ``best_*`` file directly inside one of ``folders``, and a
         ``keep_ckpt_ids`` that is not a list of step numbers.
     """
     unsafe = []
     for key, value in runtime_info.items():
         if _is_best_key(key):
             if not isinstance(value, str) or not BEST_NAME.fullmatch(osp.basename(value)):
-                unsafe.append((key, f'{value!r} is no best_*.pth checkpoint file'))
+                unsafe.append((key, f'{value!r} is no best_* checkpoint file'))
             elif not _inside(value, folders):
                 unsafe.append((key, f'{value} lies outside this run\'s checkpoint folder '
                                     f'({", ".join(dict.fromkeys(folders))})'))

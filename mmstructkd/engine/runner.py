@@ -53,7 +53,7 @@ from mmstructkd.utils.config_resolution import resolve_config
 from mmstructkd.utils.safe_load import encode_state, safe_load, scoped_checkpoint_loader
 from mmstructkd.utils.model_checks import check_batch_augment_placement
 from .hooks.schedule_check_hook import ScheduleCheckHook
-from .resumed_paths import checkpoint_dirs, unsafe_checkpoint_paths
+from .resumed_paths import checkpoint_dir, unsafe_checkpoint_paths
 from .rng import (capture_global_rng_state, gather_rng_states, restore_global_rng_state,
                   restore_rank_rng_state)
 
@@ -281,8 +281,10 @@ class SafeRunnerMixin:
     def _drop_foreign_checkpoint_paths(self, filename: str) -> None:
         """Drop the resumed message hub's best-checkpoint paths and kept steps that are not
         this run's (:mod:`.resumed_paths`): ``CheckpointHook`` deletes by them."""
-        hook_dirs = [h.out_dir for h in self.hooks if isinstance(h, CheckpointHook)]
-        folders = checkpoint_dirs(self.work_dir, hook_dirs)
+        # a hook whose before_train has run has a file_backend and its final out_dir
+        folders = [self.work_dir] + [
+            checkpoint_dir(self.work_dir, h.out_dir, resolved=hasattr(h, 'file_backend'))
+            for h in self.hooks if isinstance(h, CheckpointHook)]
         info = self.message_hub.runtime_info
         for key, reason in unsafe_checkpoint_paths(info, folders):
             info.pop(key)

@@ -297,16 +297,19 @@ def scoped_allow_list() -> Iterator[None]:
     ours = {_entry_name(entry) for entry in _ALLOW_LIST}
     with _SCOPE_LOCK:
         present = serialization.get_safe_globals()
-        kept = [g for g in present if _entry_name(g) not in ours]
+        set_aside = [g for g in present if _entry_name(g) in ours and g not in _ALLOW_LIST]
+        added = [g for g in _ALLOW_LIST if g not in present]  # a nested block adds nothing
         serialization.clear_safe_globals()
-        serialization.add_safe_globals(kept + list(_ALLOW_LIST))
+        serialization.add_safe_globals(
+            [g for g in present if g not in set_aside] + added)
         try:
             yield
         finally:
-            during = [g for g in serialization.get_safe_globals()
-                      if g not in present and g not in _ALLOW_LIST]
+            # what is there now (others' additions and removals meanwhile kept), less what
+            # this block added, plus what it set aside
+            now = serialization.get_safe_globals()
             serialization.clear_safe_globals()
-            serialization.add_safe_globals(present + during)
+            serialization.add_safe_globals([g for g in now if g not in added] + set_aside)
 
 
 def _entry_name(entry: Any) -> str:

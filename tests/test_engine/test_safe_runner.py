@@ -313,21 +313,29 @@ def test_resumed_best_checkpoint_path_outside_the_run_deletes_nothing(where, fou
 
 
 def test_unsafe_checkpoint_paths_by_hand(tmp_path):
-    from mmstructkd.engine.resumed_paths import checkpoint_dirs, unsafe_checkpoint_paths
+    from pathlib import Path
+
+    from mmstructkd.engine.resumed_paths import checkpoint_dir, unsafe_checkpoint_paths
     work = str(tmp_path / 'work')
-    folders = checkpoint_dirs(work, [None, str(tmp_path / 'out')])
-    assert folders == [work, str(tmp_path / 'out'), str(tmp_path / 'out' / 'work')]
+    out = tmp_path / 'out'
+    # before the hook's before_train: mmengine will write to <out_dir>/<work dir's last part>
+    assert checkpoint_dir(work, None, resolved=False) == work
+    assert checkpoint_dir(work, Path(out), resolved=False) == str(out / 'work')  # a Path too
+    assert checkpoint_dir(work, str(out / 'work'), resolved=True) == str(out / 'work')
+    folders = [work, checkpoint_dir(work, out, resolved=False)]
     info = {
         'best_ckpt': osp.join(work, 'best_acc_epoch_3.pth'),  # its own: kept
-        'best_ckpt_mIoU': str(tmp_path / 'out' / 'work' / 'best_mIoU_iter_8.pth'),  # kept
+        'best_ckpt_mIoU': str(out / 'work' / 'best_mIoU_iter_8.pth'),  # the hook's: kept
+        'best_ckpt_top1': osp.join(work, 'best_top1_ckpt_3.pt'),  # another filename_tmpl: kept
         'best_ckpt_aAcc': osp.join(work, '..', 'best_aAcc_iter_8.pth'),  # climbs out
         'best_ckpt_x': osp.join(work, 'iter_4.pth'),  # not a best file
         'best_ckpt_y': str(tmp_path),  # a folder: mmengine would rmtree it
+        'best_ckpt_z': str(out / 'best_z_iter_8.pth'),  # the out_dir root is not the run's
         'keep_ckpt_ids': [2, 4],  # kept
         'best_score': 0.5,  # not a path
     }
     assert [k for k, _ in unsafe_checkpoint_paths(info, folders)] == [
-        'best_ckpt_aAcc', 'best_ckpt_x', 'best_ckpt_y']
+        'best_ckpt_aAcc', 'best_ckpt_x', 'best_ckpt_y', 'best_ckpt_z']
     for bad in (['../x'], [True], [-1], '2'):
         assert unsafe_checkpoint_paths({'keep_ckpt_ids': bad}, folders)[0][0] == 'keep_ckpt_ids'
     assert unsafe_checkpoint_paths({'keep_ckpt_ids': (2, 4)}, folders) == []
