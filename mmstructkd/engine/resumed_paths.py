@@ -11,7 +11,9 @@ Both are data in the file, not this run's state: a work dir copied elsewhere and
 delete the original run's best checkpoint, and a crafted checkpoint could name any path on the
 machine. :func:`unsafe_checkpoint_paths` lists the entries that point outside this run's
 checkpoint folder (or are no step numbers); the runner drops them and says so, so the hook
-starts without a previous best file and deletes nothing that is not its own.
+starts without a previous best file and deletes nothing that is not its own, unless this run's
+folder holds a best file of that name (:func:`own_copy`: a copied work dir), which it then
+takes as its previous best.
 """
 import os
 import os.path as osp
@@ -75,3 +77,15 @@ def unsafe_checkpoint_paths(runtime_info: Dict, folders: List[str]) -> List[Tupl
             if not steps_ok:
                 unsafe.append((key, f'{value!r} is no list of step numbers'))
     return unsafe
+
+
+def own_copy(path: object, folders: List[str]) -> Optional[str]:
+    """The best checkpoint of the same file name in this run's folders (a work dir copied with
+    its files), or None."""
+    if not isinstance(path, str) or not BEST_NAME.fullmatch(osp.basename(path)):
+        return None
+    for folder in folders:
+        candidate = osp.join(folder, osp.basename(path))
+        if '://' not in candidate and osp.isfile(candidate):
+            return candidate
+    return None

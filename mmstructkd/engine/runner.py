@@ -53,7 +53,7 @@ from mmstructkd.utils.config_resolution import resolve_config
 from mmstructkd.utils.safe_load import encode_state, safe_load, scoped_checkpoint_loader
 from mmstructkd.utils.model_checks import check_batch_augment_placement
 from .hooks.schedule_check_hook import ScheduleCheckHook
-from .resumed_paths import checkpoint_dir, unsafe_checkpoint_paths
+from .resumed_paths import checkpoint_dir, own_copy, unsafe_checkpoint_paths
 from .rng import (capture_global_rng_state, gather_rng_states, restore_global_rng_state,
                   restore_rank_rng_state)
 
@@ -287,6 +287,12 @@ class SafeRunnerMixin:
             for h in self.hooks if isinstance(h, CheckpointHook)]
         info = self.message_hub.runtime_info
         for key, reason in unsafe_checkpoint_paths(info, folders):
+            copy = own_copy(info[key], folders) if key.startswith('best_ckpt') else None
+            if copy is not None:  # a copied work dir: the copy of that best file is its own
+                self.logger.info(f'{filename}: message hub entry {key} ({info[key]}) points '
+                                 f'to another folder; this run\'s copy {copy} is used.')
+                info[key] = copy
+                continue
             info.pop(key)
             self.logger.warning(
                 f'{filename}: message hub entry {key} dropped, {reason}. The checkpoint hook '

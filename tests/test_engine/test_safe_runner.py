@@ -275,20 +275,22 @@ def test_each_rank_restores_its_own_state(monkeypatch):
     assert not restore_rank_rng_state(saved, model)  # another number of processes
 
 
-@pytest.mark.parametrize('where', ['outside', 'own'])
+@pytest.mark.parametrize('where', ['outside', 'own', 'copied'])
 def test_resumed_best_checkpoint_path_outside_the_run_deletes_nothing(where, four_iterations,
                                                                       data_roots, tmp_path):
     """mmengine's CheckpointHook deletes the previous best checkpoint named in the message hub
     on a new best score: a checkpoint naming a file elsewhere (a copied work dir, a crafted
     file) must not make it delete that file; the run's own best file is replaced as usual."""
     work = copy_run(four_iterations, str(tmp_path / 'work'))
-    if where == 'outside':
-        named = str(tmp_path / 'elsewhere' / 'best_mIoU_iter_2.pth')
-    else:
+    if where == 'own':
         named = osp.join(work, 'best_mIoU_iter_2.pth')
-    os.makedirs(osp.dirname(named), exist_ok=True)
-    with open(named, 'wb') as f:
-        f.write(b'a file the resumed run must leave alone unless it is its own')
+    else:  # another run's folder; 'copied': the work dir was copied with that file
+        named = str(tmp_path / 'elsewhere' / 'best_mIoU_iter_2.pth')
+    own = osp.join(work, 'best_mIoU_iter_2.pth')
+    for path in {named, own} if where == 'copied' else {named}:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(b'a file the resumed run must leave alone unless it is its own')
     resume_from = osp.join(work, 'iter_2.pth')
     checkpoint = torch.load(resume_from, weights_only=True)
     checkpoint['message_hub']['runtime_info']['best_ckpt'] = named
@@ -307,6 +309,9 @@ def test_resumed_best_checkpoint_path_outside_the_run_deletes_nothing(where, fou
     if where == 'outside':
         assert osp.isfile(named)
         assert f'message hub entry best_ckpt dropped, {named} lies outside' in log
+    elif where == 'copied':
+        assert osp.isfile(named) and not osp.isfile(own)  # its copy replaced, not the original
+        assert f"this run's copy {own} is used" in log and 'dropped' not in log
     else:
         assert not osp.isfile(named)  # mmengine's own replacement of the previous best
         assert 'dropped' not in log
