@@ -280,7 +280,8 @@ class SafeRunnerMixin:
 
     def _drop_foreign_checkpoint_paths(self, filename: str) -> None:
         """Drop the resumed message hub's best-checkpoint paths and kept steps that are not
-        this run's (:mod:`.resumed_paths`): ``CheckpointHook`` deletes by them."""
+        this run's, or point a best path to this run's copy of that file (a copied work dir)
+        (:mod:`.resumed_paths`): ``CheckpointHook`` deletes by them."""
         # a hook whose before_train has run has a file_backend and its final out_dir
         folders = [self.work_dir] + [
             checkpoint_dir(self.work_dir, h.out_dir, resolved=hasattr(h, 'file_backend'))
