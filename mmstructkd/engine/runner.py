@@ -288,7 +288,7 @@ class SafeRunnerMixin:
             for h in self.hooks if isinstance(h, CheckpointHook)]
         info = self.message_hub.runtime_info
         for key, reason in unsafe_checkpoint_paths(info, folders):
-            copy = own_copy(info[key], folders) if key.startswith('best_ckpt') else None
+            copy = own_copy(info[key], folders)  # None for kept steps and foreign names
             if copy is not None:  # a copied work dir: the copy of that best file is its own
                 self.logger.info(f'{filename}: message hub entry {key} ({info[key]}) points '
                                  f'to another folder; this run\'s copy {copy} is used.')
